@@ -1,0 +1,30 @@
+# make train  - set up .venv (first time only) and train on the built-in synthetic corpus
+# make test   - set up .venv (first time only) and run the test suite on CPU
+# Extra Hydra overrides: make train ARGS="model=cnn features=mfcc"
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup train test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check ser tests experiments train.py
+
+clean:
+	rm -rf $(VENV) .cache runs

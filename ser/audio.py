@@ -1,0 +1,61 @@
+"""Audio loading: soundfile decodes, torchaudio resamples, and every file is checked.
+
+A bad file raises ``AudioError`` naming the file and the reason, so a run never trains on
+silence, NaN or a truncated download without saying so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+SILENCE_PEAK = 1e-4  # about -80 dBFS: nothing a microphone records from a speaker is this quiet
+
+
+class AudioError(ValueError):
+    """A file that cannot be used, with the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a file to float32 (T, C). libsndfile reads the container from the content, so
+    a WAV saved as ``.flac`` (or the reverse) still decodes."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(path, f"unreadable audio ({err}); re-export it as WAV or FLAC") from err
+    return data, rate
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float = 0.0) -> torch.Tensor:
+    """Load a file as a mono float32 wave (T,) at ``sample_rate``.
+
+    Channels are averaged; any source rate is resampled (band-limited sinc, torchaudio).
+    Raises ``AudioError`` for a file that is missing, empty, unreadable, holds no samples,
+    NaN or inf, is silent, or is shorter than ``min_duration_s``.
+    """
+    data, rate = read_audio(path)
+    if data.shape[0] == 0:
+        raise AudioError(path, "no samples (zero-length audio)")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "contains NaN or inf samples")
+    wave = torch.from_numpy(data.mean(axis=1))
+    if rate != sample_rate:
+        wave = AF.resample(wave, rate, sample_rate)
+    if wave.abs().max() < SILENCE_PEAK:
+        raise AudioError(path, f"silent (peak below {SILENCE_PEAK:g})")
+    if wave.numel() < min_duration_s * sample_rate:
+        raise AudioError(path, f"{wave.numel() / sample_rate:.3f} s is shorter than data.min_duration_s={min_duration_s}")
+    return wave.contiguous()

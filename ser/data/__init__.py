@@ -1,0 +1,1 @@
+"""Data path: splits, datasets, samplers and the LightningDataModule."""

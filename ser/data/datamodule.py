@@ -1,0 +1,152 @@
+"""The LightningDataModule: corpus -> decoded waves (once) -> one fold's loaders."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+import lightning as L
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ser.audio import AudioError, load_audio
+from ser.corpora.labels import ordered
+from ser.corpora.utterance import Utterance
+from ser.data.dataset import WaveDataset, collate
+from ser.data.samplers import BucketBatchSampler
+from ser.data.splits import Fold, check_disjoint
+
+log = logging.getLogger(__name__)
+
+
+class SERDataModule(L.LightningDataModule):
+    """Loads a corpus once and serves the fold chosen with ``use_fold``.
+
+    Args:
+        corpus: a corpus adapter class (Hydra ``_partial_``) called with ``root``.
+        root: the corpus folder (``data.root``).
+        sample_rate: every file is resampled to this rate.
+        labels: classes to keep, in this order; None keeps every class the corpus has.
+        merge: label -> label map applied before selection (``{calm: neutral}``).
+        batch_size: utterances per batch.
+        num_workers: DataLoader workers; audio is already decoded, so 0 is usually fastest.
+        max_train_s: training crops (random offset) of at most this many seconds; None keeps whole files.
+        max_eval_s: evaluation crops (centred); None keeps whole files.
+        min_duration_s: shorter files are bad files.
+        on_bad_file: ``error`` stops at the first bad file, naming it; ``skip`` leaves it out and reports it.
+        pin_memory: pin host memory for faster copies to a GPU.
+        seed: batch order.
+    """
+
+    def __init__(
+        self,
+        corpus: Callable[..., object],
+        root: str,
+        sample_rate: int = 16000,
+        labels: list[str] | None = None,
+        merge: dict[str, str] | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_train_s: float | None = 4.0,
+        max_eval_s: float | None = None,
+        min_duration_s: float = 0.1,
+        on_bad_file: str = "error",
+        pin_memory: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if on_bad_file not in ("error", "skip"):
+            raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
+        self.corpus = corpus(root=root)
+        self.sample_rate, self.labels, self.merge = sample_rate, labels, dict(merge or {})
+        self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
+        self.max_train_s, self.max_eval_s, self.min_duration_s = max_train_s, max_eval_s, min_duration_s
+        self.on_bad_file = on_bad_file
+        self.utterances: list[Utterance] = []
+        self.waves = []
+        self.skipped: list[dict] = []
+        self.class_names: list[str] = []
+        self.fold: Fold | None = None
+
+    # -- corpus ------------------------------------------------------------------------------
+    def load(self) -> None:
+        """List the corpus, select and merge labels, decode every file once. Idempotent."""
+        if self.utterances:
+            return
+        utterances = self.corpus.utterances()
+        for u in utterances:
+            u.label = self.merge.get(u.label, u.label)
+        present = ordered(u.label for u in utterances)
+        if self.labels:
+            unknown = sorted(set(self.labels) - set(present))
+            if unknown:
+                raise ValueError(f"data.labels: {unknown} not in this corpus; it has {present}")
+            kept = [u for u in utterances if u.label in self.labels]
+            log.info("data.labels keeps %d of %d utterances", len(kept), len(utterances))
+            utterances, self.class_names = kept, list(self.labels)
+        else:
+            self.class_names = present
+        if not utterances:
+            raise ValueError(f"no utterances found under data.root={self.corpus.root}")
+        for u in tqdm(utterances, desc="decoding audio", unit="file", leave=False):
+            try:
+                wave = load_audio(u.path, self.sample_rate, self.min_duration_s)
+            except AudioError as err:
+                if self.on_bad_file == "error":
+                    raise AudioError(err.path, f"{err.reason}. Fix or remove it, or set data.on_bad_file=skip") from err
+                self.skipped.append({"path": err.path, "reason": err.reason})
+                continue
+            self.utterances.append(u)
+            self.waves.append(wave)
+        if self.skipped:
+            log.warning("skipped %d bad files (data.on_bad_file=skip): %s", len(self.skipped), self.skipped[:5])
+
+    def prepare_data(self) -> None:
+        # Generating a synthetic corpus (or any one-off download-free preparation) happens once per node.
+        self.corpus.utterances()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+        if self.fold is None:
+            raise RuntimeError("call use_fold(fold) before training: the module does not know which speakers to hold out")
+
+    def use_fold(self, fold: Fold) -> None:
+        self.load()
+        check_disjoint(self.utterances, fold)
+        self.fold = fold
+
+    # -- views of the current fold ----------------------------------------------------------
+    def label_index(self, i: int) -> int:
+        return self.class_names.index(self.utterances[i].label)
+
+    def train_class_counts(self) -> list[int]:
+        counts = Counter(self.utterances[i].label for i in self.fold.train)
+        return [counts.get(name, 0) for name in self.class_names]
+
+    def _dataset(self, indices: list[int], max_s: float | None, train: bool) -> WaveDataset:
+        cap = int(max_s * self.sample_rate) if max_s else None
+        return WaveDataset([self.waves[i] for i in indices], [self.label_index(i) for i in indices], cap, train)
+
+    def _loader(self, indices: list[int], train: bool) -> DataLoader:
+        if not indices:
+            raise ValueError(f"fold {self.fold.name}: the {'training' if train else 'evaluation'} set is empty")
+        dataset = self._dataset(indices, self.max_train_s if train else self.max_eval_s, train)
+        sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=train, seed=self.seed)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.fold.train, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.fold.val, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.fold.test, train=False)

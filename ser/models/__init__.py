@@ -1,0 +1,1 @@
+"""Encoders, pooling, loss, metrics and the LightningModule that ties them together."""

@@ -1,0 +1,1 @@
+"""Encoders: (B, F, T) features and frame lengths (B,) -> (B, D) embeddings, with ``out_dim``."""

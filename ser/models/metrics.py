@@ -1,0 +1,46 @@
+"""Per-stage emotion metrics (torchmetrics): UA, WA, macro-F1, per-class recall, confusion matrix."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+
+class EmotionMetrics(nn.Module):
+    """Accumulates predictions of one stage and reports them under ``<stage>/<name>``.
+
+    UA (unweighted average recall) is the mean of per-class recalls, the usual headline for
+    imbalanced emotion corpora; WA is plain accuracy.
+    """
+
+    def __init__(self, class_names: list[str], stage: str):
+        super().__init__()
+        c = len(class_names)
+        self.class_names, self.stage = list(class_names), stage
+        self.ua = MulticlassRecall(c, average="macro")
+        self.wa = MulticlassAccuracy(c, average="micro")
+        self.f1 = MulticlassF1Score(c, average="macro")
+        self.recall = MulticlassRecall(c, average="none")
+        self.confmat = MulticlassConfusionMatrix(c)
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        for metric in (self.ua, self.wa, self.f1, self.recall, self.confmat):
+            metric.update(logits, labels)
+
+    def compute(self) -> tuple[dict[str, float], torch.Tensor]:
+        """-> ({"<stage>/ua": ..., "<stage>/recall/<class>": ...}, confusion counts (C, C), rows = truth)."""
+        s = self.stage
+        scalars = {f"{s}/ua": self.ua.compute(), f"{s}/wa": self.wa.compute(), f"{s}/macro_f1": self.f1.compute()}
+        for name, value in zip(self.class_names, self.recall.compute()):
+            scalars[f"{s}/recall/{name}"] = value
+        return {k: float(v) for k, v in scalars.items()}, self.confmat.compute()
+
+    def reset(self) -> None:
+        for metric in (self.ua, self.wa, self.f1, self.recall, self.confmat):
+            metric.reset()

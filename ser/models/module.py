@@ -1,0 +1,113 @@
+"""The LightningModule: raw waves in, emotion logits out, the frontend inside the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+
+from ser.models.metrics import EmotionMetrics
+
+STAGES = ("train", "val", "test")
+
+
+class SERModule(L.LightningModule):
+    """waves (B, T) -> frontend -> (B, F, T') -> encoder -> (B, D) -> head -> logits (B, C).
+
+    Args:
+        frontend: waves and lengths -> features (B, F, T') and frame lengths (``ser.features``).
+        encoder: features and frame lengths -> (B, D), with ``out_dim``.
+        loss: logits and labels -> scalar.
+        class_names: the label of each logit, in order.
+        optimizer: ``params -> Optimizer`` (Hydra ``_partial_``).
+        scheduler: ``(optimizer, total_steps) -> LRScheduler`` stepped every batch, or None.
+        head_dropout: dropout before the linear head.
+        config: the resolved run config, stored in checkpoints so a model can be rebuilt from it.
+    """
+
+    def __init__(
+        self,
+        frontend: nn.Module,
+        encoder: nn.Module,
+        loss: nn.Module,
+        class_names: list[str],
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        head_dropout: float = 0.0,
+        config: dict | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["frontend", "encoder", "loss", "optimizer", "scheduler"])
+        self.frontend, self.encoder, self.loss = frontend, encoder, loss
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(encoder.out_dim, len(class_names)))
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.class_names = list(class_names)
+        self.train_metrics = EmotionMetrics(class_names, "train")
+        self.val_metrics = EmotionMetrics(class_names, "val")
+        self.test_metrics = EmotionMetrics(class_names, "test")
+        self.last_confusion: dict[str, torch.Tensor] = {}
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """waves (B, T), lengths (B,) in samples -> logits (B, C)."""
+        feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
+        emb = self.encoder(feats, frames)  # (B, D)
+        return self.head(emb)  # (B, C)
+
+    def on_fit_start(self) -> None:
+        # Global feature statistics come from the training split only (never val or test speakers).
+        if getattr(self.frontend, "normalize", None) == "global" and not self.frontend.fitted:
+            self.frontend.fit_stats(self.trainer.datamodule.train_dataloader())
+
+    # -- one step for every stage ------------------------------------------------------------
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        logits = self(batch["waves"], batch["lengths"])
+        loss = self.loss(logits, batch["labels"])
+        getattr(self, f"{stage}_metrics").update(logits.detach(), batch["labels"])
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits), sync_dist=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def _epoch_end(self, stage: str) -> None:
+        metrics = getattr(self, f"{stage}_metrics")
+        scalars, confusion = metrics.compute()
+        metrics.reset()
+        self.log_dict(scalars)
+        self.last_confusion[stage] = confusion.cpu()
+        if stage != "train":
+            self._log_confusion(stage, confusion)
+
+    def on_train_epoch_end(self):
+        self._epoch_end("train")
+
+    def on_validation_epoch_end(self):
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self):
+        self._epoch_end("test")
+
+    def _log_confusion(self, stage: str, confusion: torch.Tensor) -> None:
+        writer = getattr(self.logger, "experiment", None)
+        if self.trainer.sanity_checking or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
+            return
+        from ser.plots import confusion_figure
+
+        figure = confusion_figure(confusion, self.class_names, f"{stage} confusion (epoch {self.current_epoch})")
+        writer.add_figure(f"{stage}/confusion_matrix", figure, self.global_step)
+
+    # -- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,41 @@
+"""The config composes, and mistakes in it fail with a message that says what is available."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.utils import instantiate
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_defaults_compose_and_instantiate(make_cfg):
+    cfg = make_cfg()
+    assert cfg.model._target_.endswith("LSTMEncoder")
+    assert cfg.data.corpus._target_.endswith("SyntheticCorpus")
+    frontend = instantiate(cfg.features)
+    assert frontend.out_features == 64
+
+
+@pytest.mark.parametrize("group", sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"))
+def test_every_option_of_every_group_composes(make_cfg, group):
+    for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
+        make_cfg(f"{group}={option}")
+
+
+def test_unknown_model_lists_the_available_ones(make_cfg):
+    with pytest.raises(MissingConfigException) as err:
+        make_cfg("model=transformer")
+    message = str(err.value)
+    assert "transformer" in message and "cnn_lstm" in message and "lstm" in message
+
+
+def test_misspelt_key_is_named(make_cfg):
+    with pytest.raises(ConfigCompositionException, match="hiden"):
+        make_cfg("model.hiden=64")
+
+
+def test_unknown_encoder_argument_is_named(make_cfg):
+    cfg = make_cfg("+model.hiden=64")
+    with pytest.raises(Exception, match="hiden"):
+        instantiate(cfg.model, in_features=64)

@@ -1,0 +1,60 @@
+"""Frontends: (B, F, T) layout, frame lengths, masked padding, normalisation."""
+
+import pytest
+import torch
+
+from ser.features.frontend import MFCC, LogMel
+
+
+@pytest.mark.parametrize("normalize", ["utterance", "none"])
+@pytest.mark.parametrize("cls, rows", [(LogMel, 64), (MFCC, 40)])
+def test_shapes_lengths_and_zero_padding(cls, rows, normalize):
+    frontend = cls(normalize=normalize)
+    lengths = torch.tensor([16000, 8000, 1600])
+    waves = torch.randn(3, 16000) * (torch.arange(16000)[None] < lengths[:, None])
+    feats, frames = frontend(waves, lengths)
+    assert feats.shape == (3, rows, 101)
+    assert frames.tolist() == [101, 51, 11]
+    assert torch.isfinite(feats).all()
+    for b, n in enumerate(frames):
+        assert feats[b, :, n:].abs().max() == 0 if n < 101 else True
+
+
+def test_utterance_normalisation_ignores_padding():
+    lengths = torch.tensor([8000, 4000])
+    waves = torch.randn(2, 8000) * (torch.arange(8000)[None] < lengths[:, None])
+    feats, frames = LogMel(normalize="utterance")(waves, lengths)
+    valid = feats[1, :, : frames[1]]
+    torch.testing.assert_close(valid.mean(-1), torch.zeros(64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(valid.std(-1, unbiased=False), torch.ones(64), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [LogMel, MFCC])
+def test_global_statistics_come_from_fit_and_are_saved(cls):
+    lengths = torch.tensor([8000, 5000])
+    waves = torch.randn(2, 8000) * (torch.arange(8000)[None] < lengths[:, None])
+    frontend = cls(normalize="global")
+    with pytest.raises(RuntimeError, match="fit_stats"):
+        frontend(waves, lengths)
+    frontend.fit_stats([{"waves": waves, "lengths": lengths}])
+    feats, frames = frontend(waves, lengths)
+    valid = torch.cat([feats[0, :, : frames[0]], feats[1, :, : frames[1]]], dim=-1)
+    torch.testing.assert_close(valid.mean(-1), torch.zeros(frontend.out_features), atol=1e-4, rtol=0)
+    reloaded = cls(normalize="global")
+    reloaded.load_state_dict(frontend.state_dict())
+    torch.testing.assert_close(reloaded(waves, lengths)[0], feats)
+
+
+def test_louder_input_gives_larger_log_mel_without_normalisation():
+    wave = torch.randn(1, 8000) * 0.01
+    lengths = torch.tensor([8000])
+    quiet, _ = LogMel(normalize="none")(wave, lengths)
+    loud, _ = LogMel(normalize="none")(wave * 10, lengths)
+    assert (loud - quiet).mean().item() == pytest.approx(2 * torch.log(torch.tensor(10.0)).item(), abs=0.05)
+
+
+def test_bad_options_name_the_key():
+    with pytest.raises(ValueError, match="features.normalize"):
+        LogMel(normalize="global-ish")
+    with pytest.raises(ValueError, match="n_mfcc"):
+        MFCC(n_mfcc=80, n_mels=64)
