@@ -6,6 +6,8 @@ silence, NaN or a truncated download without saying so.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +61,40 @@ def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float
     if wave.numel() < min_duration_s * sample_rate:
         raise AudioError(path, f"{wave.numel() / sample_rate:.3f} s is shorter than data.min_duration_s={min_duration_s}")
     return wave.contiguous()
+
+
+class AudioCache:
+    """Decoded, resampled waves on disk, keyed by path, size, modification time and rate, so a
+    later run (or fold, or sweep job) never decodes or resamples a file again.
+
+    Args:
+        folder: where the ``.npy`` files go (``data.cache_dir``).
+        sample_rate: target rate.
+        min_duration_s: as ``load_audio``; checked again on every read.
+    """
+
+    def __init__(self, folder: str | Path, sample_rate: int = 16000, min_duration_s: float = 0.0):
+        self.folder, self.sample_rate, self.min_duration_s = Path(folder).expanduser(), sample_rate, min_duration_s
+
+    def key(self, path: Path) -> Path:
+        stat = path.stat()
+        ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}"
+        digest = hashlib.sha1(ident.encode()).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.npy"
+
+    def load(self, path: str | Path) -> torch.Tensor:
+        path = Path(path)
+        if not path.is_file():
+            raise AudioError(path, "file not found")
+        cached = self.key(path)
+        if cached.exists():
+            wave = torch.from_numpy(np.load(cached))
+            if wave.numel() < self.min_duration_s * self.sample_rate:
+                raise AudioError(path, f"{wave.numel() / self.sample_rate:.3f} s is shorter than data.min_duration_s")
+            return wave
+        wave = load_audio(path, self.sample_rate, self.min_duration_s)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, wave.numpy())
+        os.replace(tmp, cached)  # atomic: parallel jobs never read half a file
+        return wave

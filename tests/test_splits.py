@@ -34,6 +34,15 @@ def test_guard_rejects_shared_speakers():
         check_disjoint(utts, Fold("bad", train=[0, 2], val=[4], test=[1]))
 
 
-def test_too_few_speakers_is_explained():
-    with pytest.raises(ValueError, match="3 speakers"):
-        HoldoutSplit().folds(corpus(2))
+def test_one_speaker_is_explained():
+    with pytest.raises(ValueError, match="2 speakers"):
+        HoldoutSplit().folds(corpus(1))
+
+
+def test_two_speakers_train_on_one_test_on_the_other(caplog):
+    utts = corpus(2, 20)
+    (fold,) = HoldoutSplit(seed=0).folds(utts)
+    train, val, test = ({utts[i].speaker for i in ix} for ix in (fold.train, fold.val, fold.test))
+    assert len(test) == 1 and train == val and not (train & test)
+    assert not set(fold.train) & set(fold.val)
+    assert "two speakers" in caplog.text

@@ -22,3 +22,33 @@ def ordered(labels) -> list[str]:
     """
     rank = {name: i for i, name in enumerate(CANONICAL)}
     return sorted(set(labels), key=lambda name: (rank.get(name, len(rank)), name))
+
+
+# Spellings met in corpora and manifests -> canonical names.
+ALIASES = {
+    "neu": "neutral",
+    "calm": "calm",
+    "happy": "happiness",
+    "hap": "happiness",
+    "joy": "happiness",
+    "sad": "sadness",
+    "angry": "anger",
+    "ang": "anger",
+    "fearful": "fear",
+    "fea": "fear",
+    "disgusted": "disgust",
+    "dis": "disgust",
+    "surprised": "surprise",
+    "sur": "surprise",
+    "bored": "boredom",
+}
+
+
+def canonical(label: str) -> str:
+    """Map a spelling to its canonical name; unknown names are returned lower-cased.
+
+    >>> canonical("Angry"), canonical("bored"), canonical("frustration")
+    ('anger', 'boredom', 'frustration')
+    """
+    name = str(label).strip().lower()
+    return ALIASES.get(name, name)

@@ -353,6 +353,12 @@ class SyntheticCorpus:
             counts[i] += 1
         return dict(zip(emotions, counts.tolist()))
 
+    name = "synthetic"
+
+    def scan(self) -> tuple[list[Utterance], list[dict]]:
+        """Same contract as the real adapters: (utterances, problems); generated audio has none."""
+        return self.utterances(), []
+
     def utterances(self) -> list[Utterance]:
         if not (self.dir / "manifest.csv").exists():
             self.generate()

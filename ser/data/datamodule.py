@@ -10,8 +10,8 @@ import lightning as L
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ser.audio import AudioError, load_audio
-from ser.corpora.labels import ordered
+from ser.audio import AudioCache, AudioError, load_audio
+from ser.corpora.labels import canonical, ordered
 from ser.corpora.utterance import Utterance
 from ser.data.dataset import WaveDataset, collate
 from ser.data.samplers import BucketBatchSampler
@@ -34,7 +34,9 @@ class SERDataModule(L.LightningDataModule):
         max_train_s: training crops (random offset) of at most this many seconds; None keeps whole files.
         max_eval_s: evaluation crops (centred); None keeps whole files.
         min_duration_s: shorter files are bad files.
-        on_bad_file: ``error`` stops at the first bad file, naming it; ``skip`` leaves it out and reports it.
+        on_bad_file: ``error`` stops at the first bad file (unreadable, empty, silent, NaN, too short,
+            unlabelled), naming it; ``skip`` leaves it out and lists it in ``skipped``.
+        cache_dir: decoded audio is kept here across runs (None: decode every run).
         pin_memory: pin host memory for faster copies to a GPU.
         seed: batch order.
     """
@@ -52,6 +54,7 @@ class SERDataModule(L.LightningDataModule):
         max_eval_s: float | None = None,
         min_duration_s: float = 0.1,
         on_bad_file: str = "error",
+        cache_dir: str | None = None,
         pin_memory: bool = False,
         seed: int = 0,
     ):
@@ -59,10 +62,12 @@ class SERDataModule(L.LightningDataModule):
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
         self.corpus = corpus(root=root)
-        self.sample_rate, self.labels, self.merge = sample_rate, labels, dict(merge or {})
+        self.sample_rate, self.merge = sample_rate, {canonical(k): canonical(v) for k, v in (merge or {}).items()}
+        self.labels = [canonical(x) for x in labels] if labels else None
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
         self.max_train_s, self.max_eval_s, self.min_duration_s = max_train_s, max_eval_s, min_duration_s
         self.on_bad_file = on_bad_file
+        self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
         self.utterances: list[Utterance] = []
         self.waves = []
         self.skipped: list[dict] = []
@@ -74,7 +79,12 @@ class SERDataModule(L.LightningDataModule):
         """List the corpus, select and merge labels, decode every file once. Idempotent."""
         if self.utterances:
             return
-        utterances = self.corpus.utterances()
+        utterances, problems = self.corpus.scan()
+        if problems and self.on_bad_file == "error":
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise AudioError(first["path"], f"{first['reason']}{more}. Fix or remove it, or set data.on_bad_file=skip")
+        self.skipped = list(problems)
         for u in utterances:
             u.label = self.merge.get(u.label, u.label)
         present = ordered(u.label for u in utterances)
@@ -91,7 +101,10 @@ class SERDataModule(L.LightningDataModule):
             raise ValueError(f"no utterances found under data.root={self.corpus.root}")
         for u in tqdm(utterances, desc="decoding audio", unit="file", leave=False):
             try:
-                wave = load_audio(u.path, self.sample_rate, self.min_duration_s)
+                if self.cache:
+                    wave = self.cache.load(u.path)
+                else:
+                    wave = load_audio(u.path, self.sample_rate, self.min_duration_s)
             except AudioError as err:
                 if self.on_bad_file == "error":
                     raise AudioError(err.path, f"{err.reason}. Fix or remove it, or set data.on_bad_file=skip") from err
@@ -103,8 +116,9 @@ class SERDataModule(L.LightningDataModule):
             log.warning("skipped %d bad files (data.on_bad_file=skip): %s", len(self.skipped), self.skipped[:5])
 
     def prepare_data(self) -> None:
-        # Generating a synthetic corpus (or any one-off download-free preparation) happens once per node.
-        self.corpus.utterances()
+        # Generating the synthetic corpus (a one-off preparation) happens once per node.
+        if hasattr(self.corpus, "generate"):
+            self.corpus.scan()
 
     def setup(self, stage: str | None = None) -> None:
         self.load()

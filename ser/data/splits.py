@@ -6,12 +6,15 @@ split here keeps speakers disjoint between train, val and test, and ``check_disj
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ser.corpora.utterance import Utterance
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +26,8 @@ class Fold:
     val: list[int]
     test: list[int]
     test_speakers: list[str] = field(default_factory=list)
+    speaker_independent: bool = True  # False only for split=random, which says so loudly
+    val_from_train_speakers: bool = False  # a two-speaker corpus: val holds out utterances, not speakers
 
 
 def speakers_of(utterances: Sequence[Utterance], indices) -> set[str]:
@@ -30,9 +35,14 @@ def speakers_of(utterances: Sequence[Utterance], indices) -> set[str]:
 
 
 def check_disjoint(utterances: Sequence[Utterance], fold: Fold) -> None:
-    """Fail when a speaker is in more than one of train, val and test."""
+    """Fail when a speaker is in more than one of train, val and test (the guard every run passes)."""
+    if not fold.speaker_independent:
+        return
     train, val, test = (speakers_of(utterances, ix) for ix in (fold.train, fold.val, fold.test))
-    for a, b, names in ((train, test, "train and test"), (train, val, "train and val"), (val, test, "val and test")):
+    pairs = [(train, test, "train and test"), (val, test, "val and test")]
+    if not fold.val_from_train_speakers:
+        pairs.append((train, val, "train and val"))
+    for a, b, names in pairs:
         shared = sorted(a & b)
         if shared:
             raise ValueError(
@@ -55,6 +65,46 @@ def _pick(pool: list[str], spec, rng, what: str) -> list[str]:
     return chosen
 
 
+def make_fold(utterances: Sequence[Utterance], name: str, test: list[str], val_spec, rng) -> Fold:
+    """A fold with ``test`` speakers held out and validation speakers drawn from the rest.
+
+    With a single training speaker left (a two-speaker corpus such as TESS), validation holds out
+    15 % of that speaker's utterances instead, and says so.
+    """
+    rest = sorted({u.speaker for u in utterances} - set(test))
+    if not rest:
+        raise ValueError(f"fold {name}: every speaker is a test speaker; nothing is left to train on")
+    if len(rest) == 1:
+        log.warning(
+            "fold %s: only one training speaker (%s) against test speakers %s; this corpus has two speakers, so "
+            "speaker-independent means training on one and testing on the other. Validation uses held-out "
+            "utterances of the training speaker.", name, rest[0], test,
+        )
+        train_ix = [i for i, u in enumerate(utterances) if u.speaker in rest]
+        val_ix = sorted(rng.permutation(train_ix)[: max(1, len(train_ix) * 15 // 100)].tolist())
+        chosen = set(val_ix)
+        train_ix = [i for i in train_ix if i not in chosen]
+        test_ix = [i for i, u in enumerate(utterances) if u.speaker in test]
+        return Fold(name, train_ix, val_ix, test_ix, list(test), val_from_train_speakers=True)
+    val = _pick(rest, val_spec, rng, "val")
+    if len(val) >= len(rest):
+        raise ValueError(f"fold {name}: validation speakers {val} leave no training speakers")
+    by = {"train": [], "val": [], "test": []}
+    for i, u in enumerate(utterances):
+        by["test" if u.speaker in test else "val" if u.speaker in val else "train"].append(i)
+    fold = Fold(name, by["train"], by["val"], by["test"], list(test))
+    check_disjoint(utterances, fold)
+    return fold
+
+
+def _select(folds: list[Fold], fold: int | None) -> list[Fold]:
+    if fold is None:
+        return folds
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"split.fold={fold} is out of range; this split has folds 0..{len(folds) - 1}")
+    return [folds[fold]]
+
+
 class HoldoutSplit:
     """One speaker-independent train/val/test partition.
 
@@ -69,23 +119,118 @@ class HoldoutSplit:
 
     def folds(self, utterances: Sequence[Utterance]) -> list[Fold]:
         speakers = sorted({u.speaker for u in utterances})
-        if len(speakers) < 3:
+        if len(speakers) < 2:
             raise ValueError(
-                f"a speaker-independent holdout needs 3 speakers or more (train, val, test); this corpus has "
-                f"{speakers}. Use split=random to split utterances instead (speakers will leak)."
+                f"a speaker-independent split needs 2 speakers or more; this corpus has {speakers}. "
+                "Use split=random to split utterances instead (accuracy will be inflated)."
             )
         rng = np.random.default_rng(self.seed)
         test = _pick(speakers, self.test, rng, "test")
-        rest = [s for s in speakers if s not in test]
-        val = _pick(rest, self.val, rng, "val")
-        if set(val) & set(test):
-            raise ValueError(f"split: speakers {sorted(set(val) & set(test))} are both val and test speakers")
-        train = [s for s in rest if s not in val]
-        if not train:
-            raise ValueError(f"split: no training speakers left after test {test} and val {val}")
+        if len(test) == len(speakers) and len(speakers) == 2:
+            test = test[:1]
+        return [make_fold(utterances, "holdout", test, self.val, rng)]
+
+
+class LOSOSplit:
+    """Leave one speaker out: one fold per speaker, that speaker tested.
+
+    Args:
+        val: validation speakers per fold, a count-like fraction of the training speakers (default
+            0.12: one speaker out of 8-9) or a list.
+        fold: run only this fold (0-based); None runs all, so a multirun can spread folds.
+        seed: picks validation speakers.
+    """
+
+    def __init__(self, val: float | Sequence[str] = 0.12, fold: int | None = None, seed: int = 0):
+        self.val, self.fold, self.seed = val, fold, seed
+
+    def folds(self, utterances: Sequence[Utterance]) -> list[Fold]:
+        speakers = sorted({u.speaker for u in utterances})
+        if len(speakers) < 2:
+            raise ValueError(f"leave-one-speaker-out needs 2 speakers or more; this corpus has {speakers}")
+        rng = np.random.default_rng(self.seed)
+        return _select([make_fold(utterances, s, [s], self.val, rng) for s in speakers], self.fold)
+
+
+class KFoldSplit:
+    """Speaker-grouped k-fold: speakers are shuffled and dealt into k groups; each group is tested once.
+
+    Args:
+        k: number of folds (5), at most the number of speakers.
+        val: validation speakers per fold (fraction of the training speakers, or a list).
+        fold: run only this fold; None runs all.
+        seed: shuffles speakers and picks validation speakers.
+    """
+
+    def __init__(self, k: int = 5, val: float | Sequence[str] = 0.15, fold: int | None = None, seed: int = 0):
+        self.k, self.val, self.fold, self.seed = k, val, fold, seed
+
+    def folds(self, utterances: Sequence[Utterance]) -> list[Fold]:
+        speakers = sorted({u.speaker for u in utterances})
+        if not 2 <= self.k <= len(speakers):
+            raise ValueError(f"split.k={self.k} must lie in 2..{len(speakers)} (the number of speakers)")
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(speakers).tolist()
+        groups = [sorted(order[i :: self.k]) for i in range(self.k)]
+        return _select([make_fold(utterances, f"k{i}", g, self.val, rng) for i, g in enumerate(groups)], self.fold)
+
+
+class PredefinedSplit:
+    """A fixed partition: speaker lists, or a ``split`` column (train/val/test) from a manifest.
+
+    Args:
+        test: test speakers (e.g. EmoDB's common ``[12, 14, 15, 16]``); ignored when ``column`` is used.
+        val: validation speakers from the rest, a list or a fraction (default 0.15).
+        column: name of a per-utterance column holding train/val/test; used when the corpus has it.
+        seed: picks validation speakers given as a fraction.
+    """
+
+    def __init__(self, test: Sequence[str] | None = None, val=0.15, column: str | None = "split", seed: int = 0):
+        self.test, self.val, self.column, self.seed = test, val, column, seed
+
+    def folds(self, utterances: Sequence[Utterance]) -> list[Fold]:
+        if self.column and all(self.column in u.extras for u in utterances):
+            by = {"train": [], "val": [], "test": []}
+            for i, u in enumerate(utterances):
+                part = str(u.extras[self.column]).strip().lower()
+                if part not in by:
+                    raise ValueError(f"{u.path}: split column {self.column!r} is {part!r}; expected train, val or test")
+                by[part].append(i)
+            fold = Fold("predefined", by["train"], by["val"], by["test"], sorted(speakers_of(utterances, by["test"])))
+            check_disjoint(utterances, fold)
+            return [fold]
+        if not self.test:
+            raise ValueError("split=predefined needs split.test=[speaker, ...] or a 'split' column in the manifest")
+        speakers = sorted({u.speaker for u in utterances})
+        test = _pick(speakers, list(self.test), None, "test")
+        return [make_fold(utterances, "predefined", test, self.val, np.random.default_rng(self.seed))]
+
+
+class RandomSplit:
+    """Stratified random utterances, NOT speaker-independent: test speakers are heard in training,
+    so accuracy is inflated. For comparison with papers that did this, never as a headline.
+
+    Args:
+        test: share of utterances tested (0.2).
+        val: share of utterances for validation (0.1).
+        seed: the draw.
+    """
+
+    def __init__(self, test: float = 0.2, val: float = 0.1, seed: int = 0):
+        self.test, self.val, self.seed = test, val, seed
+
+    def folds(self, utterances: Sequence[Utterance]) -> list[Fold]:
+        log.warning(
+            "split=random: speakers leak between train and test, so accuracy is INFLATED and not comparable "
+            "to speaker-independent results. Use split=holdout, loso or kfold for real numbers."
+        )
+        rng = np.random.default_rng(self.seed)
         by = {"train": [], "val": [], "test": []}
-        for i, u in enumerate(utterances):
-            by["test" if u.speaker in test else "val" if u.speaker in val else "train"].append(i)
-        fold = Fold("holdout", by["train"], by["val"], by["test"], test_speakers=test)
-        check_disjoint(utterances, fold)
-        return [fold]
+        for label in sorted({u.label for u in utterances}):
+            ix = rng.permutation([i for i, u in enumerate(utterances) if u.label == label]).tolist()
+            n_test, n_val = round(self.test * len(ix)), round(self.val * len(ix))
+            by["test"] += ix[:n_test]
+            by["val"] += ix[n_test : n_test + n_val]
+            by["train"] += ix[n_test + n_val :]
+        parts = {k: sorted(v) for k, v in by.items()}
+        return [Fold("random", parts["train"], parts["val"], parts["test"], [], speaker_independent=False)]
