@@ -3,7 +3,7 @@
 import pytest
 
 from ser.corpora.utterance import Utterance
-from ser.data.splits import Fold, HoldoutSplit, check_disjoint
+from ser.data.splits import Fold, HoldoutSplit, KFoldSplit, LOSOSplit, PredefinedSplit, RandomSplit, check_disjoint
 
 
 def corpus(speakers=10, per=5):
@@ -46,3 +46,39 @@ def test_two_speakers_train_on_one_test_on_the_other(caplog):
     assert len(test) == 1 and train == val and not (train & test)
     assert not set(fold.train) & set(fold.val)
     assert "two speakers" in caplog.text
+
+
+def test_loso_one_fold_per_speaker_val_never_test():
+    utts = corpus(6, 4)
+    folds = LOSOSplit(seed=0).folds(utts)
+    assert [f.name for f in folds] == [f"s{i:02d}" for i in range(6)]
+    for fold in folds:
+        test = {utts[i].speaker for i in fold.test}
+        val = {utts[i].speaker for i in fold.val}
+        assert test == {fold.name} and val and not val & test
+        assert len(fold.train) + len(fold.val) + len(fold.test) == len(utts)
+    assert [f.name for f in LOSOSplit(fold=2).folds(utts)] == ["s02"]
+    with pytest.raises(ValueError, match="split.fold"):
+        LOSOSplit(fold=6).folds(utts)
+
+
+def test_kfold_tests_every_speaker_once():
+    utts = corpus(10, 2)
+    folds = KFoldSplit(k=3, seed=1).folds(utts)
+    tested = [utts[i].speaker for f in folds for i in f.test]
+    assert sorted(set(tested)) == sorted({u.speaker for u in utts}) and len(tested) == len(utts)
+
+
+def test_random_split_is_stratified_and_not_guarded(caplog):
+    utts = corpus(3, 20)
+    (fold,) = RandomSplit(test=0.2, val=0.1, seed=0).folds(utts)
+    assert not fold.speaker_independent and "INFLATED" in caplog.text
+    assert sorted(utts[i].label for i in fold.test).count("anger") == 6
+    check_disjoint(utts, fold)  # does not raise: random is allowed to leak, knowingly
+
+
+def test_predefined_by_speaker_list():
+    utts = corpus(6, 2)
+    (fold,) = PredefinedSplit(test=["s04", "s05"], val=["s00"]).folds(utts)
+    assert {utts[i].speaker for i in fold.test} == {"s04", "s05"}
+    assert {utts[i].speaker for i in fold.val} == {"s00"}
