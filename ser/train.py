@@ -32,6 +32,7 @@ def build_module(cfg: DictConfig, class_names: list[str], class_counts: list[int
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         head_dropout=cfg.module.head_dropout,
+        augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
 
@@ -50,8 +51,10 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    metrics = dict(sorted(metrics.items()))
     best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    if best_val is not None:
+        metrics["val/ua"] = float(best_val)  # the best validation UA: what sweeps select on
+    metrics = dict(sorted(metrics.items()))
     if trainer.is_global_zero:
         hp = {f"hp/test_{k}": metrics[f"test/{k}"] for k in ("ua", "wa", "macro_f1")}
         if best_val is not None:

@@ -58,3 +58,30 @@ def test_bad_options_name_the_key():
         LogMel(normalize="global-ish")
     with pytest.raises(ValueError, match="n_mfcc"):
         MFCC(n_mfcc=80, n_mels=64)
+
+
+@pytest.mark.parametrize("cls", [LogMel, MFCC])
+def test_stacked_rows_are_padding_invariant(cls):
+    frontend = cls(deltas=2, prosody=True, spectral=True, normalize="none")
+    base = 64 if cls is LogMel else 40
+    assert frontend.out_features == 3 * base + 8
+    lengths = torch.tensor([16000, 9000])
+    waves = torch.randn(2, 16000) * 0.1 * (torch.arange(16000)[None] < lengths[:, None])
+    batch, frames = frontend(waves, lengths)
+    alone, _ = frontend(waves[1:, :9000], lengths[1:])
+    assert batch.shape[1] == frontend.out_features and torch.isfinite(batch).all()
+    torch.testing.assert_close(batch[1, :, : frames[1]], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_prosody_tracks_f0_and_voicing():
+    from ser.features.prosody import Prosody
+
+    t = torch.arange(16000) / 16000
+    voiced = torch.sign(torch.sin(2 * torch.pi * 200 * t)) * 0.3  # a 200 Hz pulse-like wave
+    noise = torch.randn(16000) * 0.3
+    rows = Prosody()(torch.stack([voiced, noise]))
+    f0_st, voicing = rows[:, 0, 10:-10], rows[:, 1, 10:-10]
+    expected = 12 * torch.log2(torch.tensor(200 / 50))
+    assert (f0_st[0] - expected).abs().median() < 0.3
+    assert voicing[0].median() > 0.8 and voicing[1].median() < 0.45
+    assert rows[1, 3].mean() > rows[0, 3].mean()  # noise crosses zero more often

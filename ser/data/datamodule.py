@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -14,7 +16,7 @@ from ser.audio import AudioCache, AudioError, load_audio
 from ser.corpora.labels import canonical, ordered
 from ser.corpora.utterance import Utterance
 from ser.data.dataset import WaveDataset, collate
-from ser.data.samplers import BucketBatchSampler
+from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
 from ser.data.splits import Fold, check_disjoint
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ class SERDataModule(L.LightningDataModule):
         on_bad_file: ``error`` stops at the first bad file (unreadable, empty, silent, NaN, too short,
             unlabelled), naming it; ``skip`` leaves it out and lists it in ``skipped``.
         cache_dir: decoded audio is kept here across runs (None: decode every run).
+        sampler: ``bucket`` (length-bucketed, every item once per epoch) or ``balanced``
+            (class-balanced oversampling, still length-bucketed).
+        train_fraction: label -> share of that class's training utterances kept (e.g. ``{anger: 0.2}``)
+            to create controlled imbalance; validation and test sets are untouched.
         pin_memory: pin host memory for faster copies to a GPU.
         seed: batch order.
     """
@@ -55,6 +61,8 @@ class SERDataModule(L.LightningDataModule):
         min_duration_s: float = 0.1,
         on_bad_file: str = "error",
         cache_dir: str | None = None,
+        sampler: str = "bucket",
+        train_fraction: dict[str, float] | None = None,
         pin_memory: bool = False,
         seed: int = 0,
     ):
@@ -67,6 +75,10 @@ class SERDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
         self.max_train_s, self.max_eval_s, self.min_duration_s = max_train_s, max_eval_s, min_duration_s
         self.on_bad_file = on_bad_file
+        if sampler not in ("bucket", "balanced"):
+            raise ValueError(f"data.sampler must be bucket or balanced, got {sampler!r}")
+        self.sampler = sampler
+        self.train_fraction = {canonical(k): float(v) for k, v in (train_fraction or {}).items()}
         self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
         self.utterances: list[Utterance] = []
         self.waves = []
@@ -128,7 +140,25 @@ class SERDataModule(L.LightningDataModule):
     def use_fold(self, fold: Fold) -> None:
         self.load()
         check_disjoint(self.utterances, fold)
+        if self.train_fraction:
+            fold = self._subsample(fold)
         self.fold = fold
+
+    def _subsample(self, fold: Fold) -> Fold:
+        """Keep ``train_fraction[label]`` of each listed class's training utterances (seeded)."""
+        unknown = sorted(set(self.train_fraction) - set(self.class_names))
+        if unknown:
+            raise ValueError(f"data.train_fraction: {unknown} not among the classes {self.class_names}")
+        rng = np.random.default_rng(self.seed)
+        keep = []
+        for name in self.class_names:
+            ix = [i for i in fold.train if self.utterances[i].label == name]
+            share = self.train_fraction.get(name, 1.0)
+            if share < 1.0:
+                ix = sorted(rng.permutation(ix)[: max(1, round(share * len(ix)))].tolist())
+                log.info("data.train_fraction keeps %d %s training utterances (%.0f %%)", len(ix), name, 100 * share)
+            keep += ix
+        return replace(fold, train=sorted(keep))
 
     # -- views of the current fold ----------------------------------------------------------
     def label_index(self, i: int) -> int:
@@ -146,7 +176,10 @@ class SERDataModule(L.LightningDataModule):
         if not indices:
             raise ValueError(f"fold {self.fold.name}: the {'training' if train else 'evaluation'} set is empty")
         dataset = self._dataset(indices, self.max_train_s if train else self.max_eval_s, train)
-        sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=train, seed=self.seed)
+        if train and self.sampler == "balanced":
+            sampler = BalancedBatchSampler(dataset.lengths(), dataset.labels, self.batch_size, seed=self.seed)
+        else:
+            sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=train, seed=self.seed)
         return DataLoader(
             dataset,
             batch_sampler=sampler,

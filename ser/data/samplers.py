@@ -43,3 +43,30 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             rng.shuffle(batches)
         yield from batches
+
+
+class BalancedBatchSampler(BucketBatchSampler):
+    """Class-balanced batches: each epoch draws as many items as the dataset holds, with
+    replacement, each class equally likely (rare classes are oversampled), then buckets them by
+    length like ``BucketBatchSampler``.
+
+    Args:
+        labels: class index of each item.
+        Other arguments as ``BucketBatchSampler``.
+    """
+
+    def __init__(self, lengths: Sequence[int], labels: Sequence[int], batch_size: int, seed: int = 0):
+        super().__init__(lengths, batch_size, shuffle=True, seed=seed)
+        labels = np.asarray(labels)
+        counts = np.bincount(labels)
+        self.probs = 1.0 / counts[labels]
+        self.probs /= self.probs.sum()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        drawn = rng.choice(len(self.lengths), size=len(self.lengths), replace=True, p=self.probs)
+        keys = self.lengths[drawn] * np.exp(rng.uniform(-0.15, 0.15, len(drawn)))
+        order = drawn[np.argsort(keys, kind="stable")]
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        rng.shuffle(batches)
+        yield from batches

@@ -12,6 +12,7 @@ import torch
 import torchaudio
 from torch import nn
 
+from ser.features.prosody import Prosody, Spectral
 from ser.models.masking import length_mask, masked_mean_std
 
 NORMALIZATIONS = ("global", "utterance", "none")
@@ -27,6 +28,9 @@ class LogMel(nn.Module):
         hop_ms: frame shift in ms (10).
         n_fft: FFT size, at least the window (512).
         f_min, f_max: filterbank range in Hz (20, Nyquist).
+        deltas: 0, 1 (+ deltas) or 2 (+ deltas and delta-deltas) of the base rows.
+        prosody: add F0 (semitones), voicing, log energy and zero-crossing rate rows.
+        spectral: add spectral centroid, bandwidth, roll-off and flatness rows.
         normalize: ``global`` (mean 0, std 1 per band over the training split, estimated by
             ``fit_stats`` before training and saved with the model), ``utterance`` (per band over each
             utterance's own frames: removes channel offsets, but also level and spectral tilt, which
@@ -47,8 +51,13 @@ class LogMel(nn.Module):
         f_min: float = 20.0,
         f_max: float | None = None,
         normalize: str = "global",
+        deltas: int = 0,
+        prosody: bool = False,
+        spectral: bool = False,
     ):
         super().__init__()
+        if deltas not in (0, 1, 2):
+            raise ValueError(f"features.deltas must be 0, 1 or 2, got {deltas}")
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"features.normalize: {normalize!r} is not one of {NORMALIZATIONS}")
         self.win_length = int(round(win_ms * sample_rate / 1000))
@@ -68,9 +77,14 @@ class LogMel(nn.Module):
             norm="slaney",
             mel_scale="slaney",
         )
+        self.deltas = deltas
+        self.prosody = Prosody(sample_rate, self.hop_length) if prosody else None
+        self.spectral = Spectral(sample_rate, n_fft) if spectral else None
         self._init_stats(n_mels)
 
-    def _init_stats(self, rows: int) -> None:
+    def _init_stats(self, base_rows: int) -> None:
+        self.base_rows = base_rows
+        rows = base_rows * (1 + self.deltas) + 4 * (self.prosody is not None) + 4 * (self.spectral is not None)
         self.out_features = rows
         # Global statistics live in buffers, so checkpoints and exports carry them.
         self.register_buffer("mean", torch.zeros(rows))
@@ -80,16 +94,33 @@ class LogMel(nn.Module):
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return lengths // self.hop_length + 1
 
-    def log_mel(self, waves: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> (B, n_mels, T') natural-log mel power."""
-        return torch.log(self.mel(waves.float()) + 1e-6)
+    def power(self, waves: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, n_fft // 2 + 1, T') power spectrogram."""
+        return self.mel.spectrogram(waves.float())
 
-    def features(self, waves: torch.Tensor) -> torch.Tensor:
-        return self.log_mel(waves)
+    def base(self, power: torch.Tensor) -> torch.Tensor:
+        """Power spectrogram -> (B, n_mels, T') natural-log mel power."""
+        return torch.log(self.mel.mel_scale(power) + 1e-6)
+
+    def features(self, waves: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) -> (B, F, T') unnormalised rows: base (+ deltas) (+ prosody) (+ spectral)."""
+        power = self.power(waves)
+        feats = self.base(power)
+        # Zero the padding before each delta, so frames near the end match a lone clip's.
+        n = feats.shape[-1]
+        mask = 1.0 if lengths is None else length_mask(self.frame_lengths(lengths).clamp(max=n), n)[:, None]
+        rows = [feats * mask]
+        for _ in range(self.deltas):
+            rows.append(torchaudio.functional.compute_deltas(rows[-1], mode="constant") * mask)
+        if self.prosody is not None:
+            rows.append(self.prosody(waves))
+        if self.spectral is not None:
+            rows.append(self.spectral(power))
+        return torch.cat(rows, dim=1)
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waves (B, T), lengths (B,) in samples -> feats (B, F, T'), frame lengths (B,); padding is 0."""
-        feats = self.features(waves)  # (B, F, T')
+        feats = self.features(waves, lengths)  # (B, F, T')
         frames = self.frame_lengths(lengths).clamp(max=feats.shape[-1])
         mask = length_mask(frames, feats.shape[-1])  # (B, T')
         if self.normalize == "utterance":
@@ -107,7 +138,7 @@ class LogMel(nn.Module):
         total = total_sq = count = 0.0
         for batch in batches:
             lengths = batch["lengths"].to(self.mean.device)
-            feats = self.features(batch["waves"].to(self.mean.device)).double()
+            feats = self.features(batch["waves"].to(self.mean.device), lengths).double()
             mask = length_mask(self.frame_lengths(lengths).clamp(max=feats.shape[-1]), feats.shape[-1])[:, None, :]
             total = total + (feats * mask).sum((0, 2))
             total_sq = total_sq + (feats**2 * mask).sum((0, 2))
@@ -136,5 +167,5 @@ class MFCC(LogMel):
         self.register_buffer("dct", torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho"))  # (n_mels, n_mfcc)
         self._init_stats(n_mfcc)
 
-    def features(self, waves: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bft,fc->bct", self.log_mel(waves), self.dct)  # (B, n_mels, T') -> (B, n_mfcc, T')
+    def base(self, power: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bft,fc->bct", super().base(power), self.dct)  # (B, n_mels, T') -> (B, n_mfcc, T')

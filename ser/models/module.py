@@ -24,6 +24,7 @@ class SERModule(L.LightningModule):
         optimizer: ``params -> Optimizer`` (Hydra ``_partial_``).
         scheduler: ``(optimizer, total_steps) -> LRScheduler`` stepped every batch, or None.
         head_dropout: dropout before the linear head.
+        augment: training-time augmentation with ``waves`` and ``features`` steps (``ser.features.augment``), or None.
         config: the resolved run config, stored in checkpoints so a model can be rebuilt from it.
     """
 
@@ -36,10 +37,12 @@ class SERModule(L.LightningModule):
         optimizer: Callable,
         scheduler: Callable | None = None,
         head_dropout: float = 0.0,
+        augment: nn.Module | None = None,
         config: dict | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["frontend", "encoder", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["frontend", "encoder", "loss", "optimizer", "scheduler", "augment"])
+        self.augment = augment
         self.frontend, self.encoder, self.loss = frontend, encoder, loss
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(encoder.out_dim, len(class_names)))
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -62,7 +65,12 @@ class SERModule(L.LightningModule):
 
     # -- one step for every stage ------------------------------------------------------------
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        logits = self(batch["waves"], batch["lengths"])
+        if stage == "train" and self.augment is not None:
+            waves, lengths = self.augment.waves(batch["waves"], batch["lengths"])
+            feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
+            logits = self.head(self.encoder(self.augment.features(feats, frames), frames))
+        else:
+            logits = self(batch["waves"], batch["lengths"])
         loss = self.loss(logits, batch["labels"])
         getattr(self, f"{stage}_metrics").update(logits.detach(), batch["labels"])
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits), sync_dist=True)
