@@ -1,0 +1,81 @@
+"""``python -m ser.predict ckpt=<ckpt> input=<file or dir> [window_s=4 hop_s=2]``.
+
+Prints CSV on stdout: ``path,label,<one probability column per class>``. Any sample rate and
+channel count is accepted (resampled, downmixed). With ``window_s`` a recording longer than the
+window gives one row per window, its path suffixed ``@start-end`` (seconds). Bad files are
+reported on stderr and do not stop the others; the exit status is 1 if any file failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import torch
+
+from ser.audio import AudioError, load_audio
+from ser.checkpoint import load_model
+from ser.corpora.base import AUDIO_EXTENSIONS
+
+USAGE = "usage: python -m ser.predict ckpt=<checkpoint> input=<file or folder> [window_s=<s> hop_s=<s>]"
+
+
+def parse_args(argv: list[str]) -> dict[str, str]:
+    args = {}
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("ckpt", "input", "window_s", "hop_s", "device"):
+            sys.exit(f"ser.predict: unknown argument {item!r}\n{USAGE}")
+        args[key] = value
+    if "ckpt" not in args or "input" not in args:
+        sys.exit(USAGE)
+    return args
+
+
+def audio_files(target: Path) -> list[Path]:
+    if target.is_file():
+        return [target]
+    if target.is_dir():
+        return sorted(p for p in target.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."))
+    raise FileNotFoundError(f"input={target}: no such file or folder")
+
+
+def windows(wave: torch.Tensor, rate: int, window_s: float | None, hop_s: float | None) -> list[tuple[float, torch.Tensor]]:
+    """(start seconds, piece) pairs; the whole wave when no window is set or it is short."""
+    if not window_s or wave.numel() <= window_s * rate:
+        return [(0.0, wave)]
+    win, hop = int(window_s * rate), int((hop_s or window_s) * rate)
+    starts = range(0, max(wave.numel() - win, 0) + 1, hop)
+    return [(s / rate, wave[s : s + win]) for s in starts]
+
+
+@torch.no_grad()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    device = args.get("device", "cpu")
+    model = load_model(args["ckpt"], device)
+    rate = model.frontend.sample_rate
+    window_s = float(args["window_s"]) if "window_s" in args else None
+    hop_s = float(args["hop_s"]) if "hop_s" in args else None
+    out = csv.writer(sys.stdout)
+    out.writerow(["path", "label", *model.class_names])
+    failed = 0
+    for path in audio_files(Path(args["input"])):
+        try:
+            wave = load_audio(path, rate)
+        except AudioError as err:
+            print(f"ser.predict: skipped {err}", file=sys.stderr)
+            failed += 1
+            continue
+        for start, piece in windows(wave, rate, window_s, hop_s):
+            probs = model(piece[None].to(device), torch.tensor([piece.numel()], device=device)).softmax(-1)[0]
+            name = str(path)
+            if piece.numel() < wave.numel():
+                name += f"@{start:.2f}-{start + piece.numel() / rate:.2f}"
+            out.writerow([name, model.class_names[int(probs.argmax())], *(f"{p:.6f}" for p in probs.tolist())])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
