@@ -34,7 +34,11 @@ class Prosody(nn.Module):
         self.lag_min, self.lag_max = int(sample_rate // f0_max), int(sample_rate // f0_min)
         self.threshold = voicing_threshold
         self.n_fft = 1 << (2 * self.win - 1).bit_length()
-        self.register_buffer("window", torch.hann_window(self.win), persistent=False)
+        window = torch.hann_window(self.win)
+        self.register_buffer("window", window, persistent=False)
+        # The window's own autocorrelation, normalised: dividing by it undoes its taper over the lag.
+        w_ac = torch.fft.irfft(torch.fft.rfft(window, n=self.n_fft).abs() ** 2, n=self.n_fft)[: self.lag_max + 1]
+        self.register_buffer("window_ac", (w_ac / w_ac[0]).clamp_min(1e-3), persistent=False)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, 4, T // hop + 1)."""
@@ -42,9 +46,7 @@ class Prosody(nn.Module):
         x = x - x.mean(-1, keepdim=True)
         spec = torch.fft.rfft(x * self.window, n=self.n_fft)
         ac = torch.fft.irfft(spec.abs() ** 2, n=self.n_fft)[..., : self.lag_max + 1]  # (B, T', lags)
-        # Dividing by the window's own autocorrelation undoes its taper over the lag.
-        w_ac = torch.fft.irfft(torch.fft.rfft(self.window, n=self.n_fft).abs() ** 2, n=self.n_fft)[: self.lag_max + 1]
-        nccf = ac / ac[..., :1].clamp_min(1e-10) / (w_ac / w_ac[0]).clamp_min(1e-3)
+        nccf = ac / ac[..., :1].clamp_min(1e-10) / self.window_ac
         search = nccf[..., self.lag_min - 1 : self.lag_max + 1]
         inner = search[..., 1:-1]
         local_max = (inner >= search[..., :-2]) & (inner >= search[..., 2:])
