@@ -85,3 +85,32 @@ def test_prosody_tracks_f0_and_voicing():
     assert (f0_st[0] - expected).abs().median() < 0.3
     assert voicing[0].median() > 0.8 and voicing[1].median() < 0.45
     assert rows[1, 3].mean() > rows[0, 3].mean()  # noise crosses zero more often
+
+
+def test_speaker_normalisation_centres_each_speaker_and_falls_back_to_global():
+    torch.manual_seed(0)
+    lengths = torch.tensor([8000, 6000, 8000])
+    # Speaker 1 is 20 dB louder than speaker 0: per-speaker statistics must remove that offset.
+    waves = torch.randn(3, 8000) * torch.tensor([[0.01], [0.01], [0.1]]) * (torch.arange(8000)[None] < lengths[:, None])
+    speakers = torch.tensor([0, 0, 1])
+    batch = {"waves": waves, "lengths": lengths, "speakers": speakers}
+    frontend = LogMel(normalize="speaker")
+    frontend.fit_stats([batch])
+    frontend.fit_speaker_stats([batch], n_speakers=3)  # speaker 2 has no audio: global statistics
+    assert frontend.speaker_mean.shape == (3, 64)
+    torch.testing.assert_close(frontend.speaker_mean[2], frontend.mean)
+    feats, frames = frontend(waves, lengths, speakers)
+    own = feats[2, :, : frames[2]].mean(-1)
+    torch.testing.assert_close(own, torch.zeros(64), atol=1e-3, rtol=0)
+    pooled = torch.cat([feats[0, :, : frames[0]], feats[1, :, : frames[1]]], -1).mean(-1)
+    torch.testing.assert_close(pooled, torch.zeros(64), atol=1e-3, rtol=0)
+    # Unknown speakers (-1, or no ids at all, as in prediction) use the global statistics.
+    fallback, _ = frontend(waves, lengths, torch.tensor([-1, -1, -1]))
+    torch.testing.assert_close(fallback, frontend(waves, lengths)[0])
+    glob = LogMel(normalize="global")
+    glob.fit_stats([batch])
+    torch.testing.assert_close(fallback, glob(waves, lengths)[0])
+    # The speaker table travels in the state dict, whatever its size.
+    reloaded = LogMel(normalize="speaker")
+    reloaded.load_state_dict(frontend.state_dict())
+    torch.testing.assert_close(reloaded(waves, lengths, speakers)[0], feats)

@@ -87,3 +87,15 @@ def test_multirun_writes_a_sweep_summary(tmp_path):
     rows = (sweep / "summary.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("job,overrides,val/ua,test/ua")
     assert "optimizer.lr=" in (sweep / "summary.md").read_text()
+
+
+def test_per_speaker_normalisation_trains_with_a_table_of_every_speaker(make_cfg):
+    from ser.checkpoint import load_model
+
+    cfg = make_cfg("debug=smoke", "model=cnn", "features.normalize=speaker")
+    metrics = train(cfg)
+    assert 0.0 <= metrics["test/ua"] <= 1.0
+    model = load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    n_speakers = cfg.data.corpus.num_speakers
+    assert model.frontend.speaker_mean.shape == (n_speakers, model.frontend.out_features)
+    assert model.frontend.speaker_std.min() > 0

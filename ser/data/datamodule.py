@@ -84,6 +84,7 @@ class SERDataModule(L.LightningDataModule):
         self.waves = []
         self.skipped: list[dict] = []
         self.class_names: list[str] = []
+        self.speakers: list[str] = []  # sorted speaker ids; the batch's ``speakers`` index into it
         self.fold: Fold | None = None
 
     # -- corpus ------------------------------------------------------------------------------
@@ -124,6 +125,7 @@ class SERDataModule(L.LightningDataModule):
                 continue
             self.utterances.append(u)
             self.waves.append(wave)
+        self.speakers = sorted({u.speaker for u in self.utterances})
         if self.skipped:
             log.warning("skipped %d bad files (data.on_bad_file=skip): %s", len(self.skipped), self.skipped[:5])
 
@@ -170,7 +172,9 @@ class SERDataModule(L.LightningDataModule):
 
     def _dataset(self, indices: list[int], max_s: float | None, train: bool) -> WaveDataset:
         cap = int(max_s * self.sample_rate) if max_s else None
-        return WaveDataset([self.waves[i] for i in indices], [self.label_index(i) for i in indices], cap, train)
+        speaker_index = {s: k for k, s in enumerate(self.speakers)}
+        speakers = [speaker_index[self.utterances[i].speaker] for i in indices]
+        return WaveDataset([self.waves[i] for i in indices], [self.label_index(i) for i in indices], cap, train, speakers)
 
     def _loader(self, indices: list[int], train: bool) -> DataLoader:
         if not indices:
@@ -188,6 +192,17 @@ class SERDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+
+    def speaker_dataloader(self) -> DataLoader:
+        """Every utterance of the fold (train, val and test), whole, for per-speaker statistics.
+
+        The test speakers' audio is used without labels: per-speaker normalisation is transductive.
+        """
+        fold = self.fold
+        indices = sorted(set(fold.train) | set(fold.val) | set(fold.test))
+        dataset = self._dataset(indices, None, train=False)
+        sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=False, seed=self.seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.fold.train, train=True)

@@ -15,7 +15,7 @@ from torch import nn
 from ser.features.prosody import Prosody, Spectral
 from ser.models.masking import length_mask, masked_mean_std
 
-NORMALIZATIONS = ("global", "utterance", "none")
+NORMALIZATIONS = ("global", "speaker", "utterance", "none")
 
 
 class LogMel(nn.Module):
@@ -34,7 +34,11 @@ class LogMel(nn.Module):
         normalize: ``global`` (mean 0, std 1 per band over the training split, estimated by
             ``fit_stats`` before training and saved with the model), ``utterance`` (per band over each
             utterance's own frames: removes channel offsets, but also level and spectral tilt, which
-            carry emotion) or ``none``.
+            carry emotion), ``speaker`` (per band over all of each speaker's audio, estimated by
+            ``fit_speaker_stats``; removes speaker identity but keeps each utterance's level against
+            the speaker's own. **Transductive** when the test speakers' unlabelled audio is used, which
+            is how it is fitted in training: report such results separately. Clips without a known
+            speaker fall back to the global statistics) or ``none``.
 
     >>> feats, lens = LogMel(normalize="utterance")(torch.randn(2, 16000), torch.tensor([16000, 8000]))
     >>> feats.shape, lens.tolist()
@@ -90,6 +94,16 @@ class LogMel(nn.Module):
         self.register_buffer("mean", torch.zeros(rows))
         self.register_buffer("std", torch.ones(rows))
         self.register_buffer("fitted", torch.tensor(False))
+        # Per-speaker statistics (normalize=speaker): one row per speaker index of the data module.
+        self.register_buffer("speaker_mean", torch.zeros(0, rows))
+        self.register_buffer("speaker_std", torch.ones(0, rows))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The speaker table's size is known only after fitting: take the checkpoint's.
+        for name in ("speaker_mean", "speaker_std"):
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return lengths // self.hop_length + 1
@@ -118,37 +132,71 @@ class LogMel(nn.Module):
             rows.append(self.spectral(power))
         return torch.cat(rows, dim=1)
 
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """waves (B, T), lengths (B,) in samples -> feats (B, F, T'), frame lengths (B,); padding is 0."""
+    def forward(
+        self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """waves (B, T), lengths (B,) in samples -> feats (B, F, T'), frame lengths (B,); padding is 0.
+
+        ``speakers`` (B,) indexes the speaker table for ``normalize=speaker`` (-1 or None: global).
+        """
         feats = self.features(waves, lengths)  # (B, F, T')
         frames = self.frame_lengths(lengths).clamp(max=feats.shape[-1])
         mask = length_mask(frames, feats.shape[-1])  # (B, T')
         if self.normalize == "utterance":
             mean, std = masked_mean_std(feats, mask)
             feats = (feats - mean[..., None]) / std[..., None]
-        elif self.normalize == "global":
+        elif self.normalize in ("global", "speaker"):
             if not self.fitted:
-                raise RuntimeError("features.normalize=global: call fit_stats(loader) on training data first")
-            feats = (feats - self.mean[:, None]) / self.std[:, None]
+                raise RuntimeError(f"features.normalize={self.normalize}: call fit_stats(loader) on training data first")
+            mean, std = self.mean.expand(len(feats), -1), self.std.expand(len(feats), -1)  # (B, F)
+            if self.normalize == "speaker" and speakers is not None and len(self.speaker_mean):
+                known = ((speakers >= 0) & (speakers < len(self.speaker_mean)))[:, None]
+                row = speakers.clamp(0, len(self.speaker_mean) - 1)
+                mean = torch.where(known, self.speaker_mean[row], mean)
+                std = torch.where(known, self.speaker_std[row], std)
+            feats = (feats - mean[..., None]) / std[..., None]
         return feats * mask[:, None, :], frames
 
     @torch.no_grad()
-    def fit_stats(self, batches) -> None:
-        """Per-band mean and std over every valid frame of ``batches`` (dicts with waves, lengths)."""
-        total = total_sq = count = 0.0
+    def _moments(self, batches, groups: int = 1, key: str | None = None) -> tuple[torch.Tensor, ...]:
+        """Sum, sum of squares and frame count per band and group (``batch[key]`` picks the group)."""
+        total = torch.zeros(groups, self.out_features, dtype=torch.float64, device=self.mean.device)
+        total_sq, count = torch.zeros_like(total), torch.zeros(groups, 1, dtype=torch.float64, device=self.mean.device)
         for batch in batches:
             lengths = batch["lengths"].to(self.mean.device)
             feats = self.features(batch["waves"].to(self.mean.device), lengths).double()
             mask = length_mask(self.frame_lengths(lengths).clamp(max=feats.shape[-1]), feats.shape[-1])[:, None, :]
-            total = total + (feats * mask).sum((0, 2))
-            total_sq = total_sq + (feats**2 * mask).sum((0, 2))
-            count += float(mask.sum())
-        if not count:
-            raise ValueError("features.normalize=global: no training frames to estimate statistics from")
-        mean = total / count
-        self.mean.copy_(mean)
-        self.std.copy_((total_sq / count - mean**2).clamp_min(1e-8).sqrt())
+            group = batch[key].to(feats.device) if key else torch.zeros(len(feats), dtype=torch.long, device=feats.device)
+            total.index_add_(0, group, (feats * mask).sum(2))
+            total_sq.index_add_(0, group, (feats**2 * mask).sum(2))
+            count.index_add_(0, group, mask.sum(2).double())
+        return total, total_sq, count
+
+    @staticmethod
+    def _mean_std(total, total_sq, count) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = total / count.clamp_min(1)
+        return mean.float(), (total_sq / count.clamp_min(1) - mean**2).clamp_min(1e-8).sqrt().float()
+
+    def fit_stats(self, batches) -> None:
+        """Per-band mean and std over every valid frame of ``batches`` (dicts with waves, lengths)."""
+        total, total_sq, count = self._moments(batches)
+        if not count.sum():
+            raise ValueError(f"features.normalize={self.normalize}: no training frames to estimate statistics from")
+        mean, std = self._mean_std(total, total_sq, count)
+        self.mean.copy_(mean[0])
+        self.std.copy_(std[0])
         self.fitted.fill_(True)
+
+    def fit_speaker_stats(self, batches, n_speakers: int) -> None:
+        """Per-speaker, per-band mean and std from ``batches`` with a ``speakers`` index (B,).
+
+        Speakers without frames keep the global statistics (call ``fit_stats`` first).
+        """
+        total, total_sq, count = self._moments(batches, n_speakers, key="speakers")
+        mean, std = self._mean_std(total, total_sq, count)
+        seen = count > 0
+        self.speaker_mean = torch.where(seen, mean, self.mean)
+        self.speaker_std = torch.where(seen, std, self.std)
 
 
 class MFCC(LogMel):

@@ -52,25 +52,30 @@ class SERModule(L.LightningModule):
         self.test_metrics = EmotionMetrics(class_names, "test")
         self.last_confusion: dict[str, torch.Tensor] = {}
 
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """waves (B, T), lengths (B,) in samples -> logits (B, C)."""
-        feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
+        """waves (B, T), lengths (B,) in samples -> logits (B, C); ``speakers`` only for normalize=speaker."""
+        feats, frames = self.frontend(waves, lengths, speakers)  # (B, F, T'), (B,)
         emb = self.encoder(feats, frames)  # (B, D)
         return self.head(emb)  # (B, C)
 
     def on_fit_start(self) -> None:
         # Global feature statistics come from the training split only (never val or test speakers).
-        if getattr(self.frontend, "normalize", None) == "global" and not self.frontend.fitted:
+        normalize = getattr(self.frontend, "normalize", None)
+        if normalize in ("global", "speaker") and not self.frontend.fitted:
             self.frontend.fit_stats(self.trainer.datamodule.train_dataloader())
+        if normalize == "speaker" and not len(self.frontend.speaker_mean):
+            # Transductive: each speaker's statistics, test speakers included, from their unlabelled audio.
+            dm = self.trainer.datamodule
+            self.frontend.fit_speaker_stats(dm.speaker_dataloader(), len(dm.speakers))
 
     # -- one step for every stage ------------------------------------------------------------
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         if stage == "train" and self.augment is not None:
             waves, lengths = self.augment.waves(batch["waves"], batch["lengths"])
-            feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
+            feats, frames = self.frontend(waves, lengths, batch.get("speakers"))  # (B, F, T'), (B,)
             logits = self.head(self.encoder(self.augment.features(feats, frames), frames))
         else:
-            logits = self(batch["waves"], batch["lengths"])
+            logits = self(batch["waves"], batch["lengths"], batch.get("speakers"))
         loss = self.loss(logits, batch["labels"])
         getattr(self, f"{stage}_metrics").update(logits.detach(), batch["labels"])
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits), sync_dist=True)
