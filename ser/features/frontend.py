@@ -99,10 +99,14 @@ class LogMel(nn.Module):
         self.register_buffer("speaker_std", torch.ones(0, rows))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The speaker table's size is known only after fitting: take the checkpoint's.
+        # The speaker table's size is known only after fitting: take the checkpoint's (older
+        # checkpoints, from before normalize=speaker existed, have none: an empty table).
         for name in ("speaker_mean", "speaker_std"):
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+            key = prefix + name
+            if key not in state_dict and prefix + "mean" in state_dict:
+                state_dict[key] = torch.zeros(0, self.out_features)
+            if key in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[key], device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,151 @@
+"""Rank the likely causes of misclassification, each with its evidence and what to try.
+
+Each rule turns one section's numbers into a score on a common scale, roughly "UA at stake"
+(0 = no sign of this cause, 0.2 = a large effect), so that the causes can be sorted. The
+thresholds below mark where a cause is worth mentioning at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _cause(name: str, score: float, evidence: str, advice: str) -> dict:
+    return {"cause": name, "score": round(float(score), 4), "evidence": evidence, "try": advice}
+
+
+def rank_causes(ev: dict) -> list[dict]:
+    """``ev``: the report's numbers (see ``ser.diagnose.report.collect``) -> causes, most likely first."""
+    names, causes = ev["class_names"], []
+    knobs = ev.get("settings", {})  # what the run already used, so advice does not repeat it
+
+    # Class imbalance: recall follows the training share.
+    share, recall, r = ev["train_share"], ev["recall"], ev["imbalance_r"]
+    worst = min(range(len(names)), key=lambda c: recall[c])
+    best = max(range(len(names)), key=lambda c: recall[c])
+    if not math.isnan(r) and r > 0.3:
+        causes.append(_cause(
+            "class imbalance",
+            r * (recall[best] - recall[worst]),
+            f"{names[worst]} recall {recall[worst]:.2f} with {100 * share[worst]:.0f} % of the training data "
+            f"({names[best]} {recall[best]:.2f} with {100 * share[best]:.0f} %); recall vs training share r = {r:.2f}",
+            "data.sampler=balanced or loss=focal (the run already weights the loss by class); more data for the weak class"
+            if knobs.get("class_weighted") else "loss.class_weighted=true or data.sampler=balanced (or loss=focal)",
+        ))
+
+    # The most confused pair, when it dominates the errors.
+    if ev["pairs"]:
+        pair = ev["pairs"][0]
+        if pair["share"] >= 0.2:
+            causes.append(_cause(
+                "confusable classes",
+                pair["share"] * (1 - ev["ua"]) * 0.5,
+                f"{pair['true']} is taken for {pair['predicted']} {pair['count']} times "
+                f"({100 * pair['share']:.0f} % of {pair['true']}); see the examples under Confusions",
+                ("features.deltas=2, features.spectral=true" if knobs.get("prosody") else
+             "features=logmel_prosody (F0 and energy separate arousal levels), features.deltas=2")
+            + ", or data.merge if the corpus's labels overlap",
+            ))
+
+    # Speaker variability.
+    spk = ev["speaker_ua"]
+    if len(spk) >= 2:
+        values = [v["ua"] for v in spk.values() if not math.isnan(v["ua"])]
+        spread = float(_std(values))
+        if spread > 0.05:
+            lo = min(spk, key=lambda s: spk[s]["ua"] if not math.isnan(spk[s]["ua"]) else 9)
+            causes.append(_cause(
+                "speaker variability",
+                spread,
+                f"UA per speaker {min(values):.2f}-{max(values):.2f} (std {spread:.2f}); lowest: speaker {lo}",
+                "augment=full (gain, speed, pitch), more training speakers; features.normalize=speaker "
+                "(transductive: report it separately)",
+            ))
+
+    # Noise robustness.
+    curve = ev["noise_ua"]
+    if 10.0 in curve:
+        drop = ev["ua"] - curve[10.0]
+        if drop > 0.03:
+            causes.append(_cause(
+                "sensitivity to noise",
+                drop,
+                f"UA {ev['ua']:.2f} clean, {curve[10.0]:.2f} at 10 dB SNR, {curve.get(0.0, float('nan')):.2f} at 0 dB",
+                "a lower augment.snr_db range and a higher augment.noise_p (the run already adds noise)"
+                if knobs.get("noise_augmented") else "augment=noise (augment.snr_db=[0,20]) if deployment audio is noisy",
+            ))
+
+    # Over- and under-fitting.
+    fit = ev.get("fitting")
+    if fit:
+        if fit["gap"] > 0.1:
+            causes.append(_cause(
+                "overfitting",
+                0.5 * fit["gap"],
+                f"train UA {fit['train_ua']:.2f} vs validation {fit['val_ua']:.2f} at the best epoch "
+                f"({fit['best_epoch']} of {fit['epochs']}); validation loss rose {fit['val_loss_rise']:.2f} "
+                f"after epoch {fit['val_loss_min_epoch']}",
+                "augment=specaugment or full, module.head_dropout=0.5, a smaller model (model.depth=2), "
+                "loss.label_smoothing=0.1",
+            ))
+        if fit["final_train_ua"] < 0.7:
+            causes.append(_cause(
+                "underfitting",
+                0.7 - fit["final_train_ua"],
+                f"train UA only {fit['final_train_ua']:.2f} after {fit['epochs']} epochs",
+                "train longer (trainer.max_epochs), raise optimizer.lr, a larger model (model.hidden, model.depth)",
+            ))
+
+    # Calibration (does not change UA, but makes probabilities misleading).
+    if ev["ece"] > 0.08:
+        over = ev["mean_confidence"] > ev["accuracy"]
+        causes.append(_cause(
+            "miscalibrated probabilities",
+            0.5 * ev["ece"],
+            f"ECE {ev['ece']:.3f}: mean confidence {ev['mean_confidence']:.2f} vs accuracy {ev['accuracy']:.2f} "
+            f"({'over' if over else 'under'}-confident)",
+            "loss.label_smoothing=0.1, or temperature-scale the logits on validation data before trusting probabilities",
+        ))
+
+    # Utterance length.
+    buckets = [b for b in ev["duration"] if b["n"] >= 10 and not math.isnan(b["ua"])]
+    if len(buckets) >= 2:
+        low, high = min(buckets, key=lambda b: b["ua"]), max(buckets, key=lambda b: b["ua"])
+        if high["ua"] - low["ua"] > 0.1:
+            causes.append(_cause(
+                "utterance length",
+                0.5 * (high["ua"] - low["ua"]),
+                f"UA {low['ua']:.2f} for {_span(low)} vs {high['ua']:.2f} for {_span(high)}",
+                "data.max_train_s (crop length seen in training), data.max_eval_s, or ser.predict window_s for long files",
+            ))
+
+    # Features that carry nothing (or everything).
+    occl = ev["occlusion"]
+    if occl:
+        drops = {g: ev["ua"] - v for g, v in occl.items()}
+        extra = [g for g in drops if not g.startswith(("mel ", "MFCC ")) and drops[g] < 0.005]
+        top = max(drops, key=drops.get)
+        if extra:
+            causes.append(_cause(
+                "redundant features",
+                0.01,
+                f"occluding {', '.join(extra)} changes UA by less than 0.005; the model leans on {top} "
+                f"(UA -{drops[top]:.2f} without it)",
+                "drop the unused rows (features.prosody/spectral/deltas) or try features=mfcc",
+            ))
+    return sorted(causes, key=lambda c: -c["score"])
+
+
+def _std(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _span(bucket: dict) -> str:
+    if math.isinf(bucket["high"]):
+        return f"{bucket['low']:.1f} s and longer"
+    if bucket["low"] == 0:
+        return f"under {bucket['high']:.1f} s"
+    return f"{bucket['low']:.1f}-{bucket['high']:.1f} s"

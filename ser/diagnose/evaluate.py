@@ -1,0 +1,105 @@
+"""Run a trained model over its fold's test split: clean, with noise added, and with inputs occluded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ser.diagnose.analysis import ua
+from ser.features.augment import add_noise
+
+
+@dataclass
+class FoldResult:
+    """Everything the report needs from one fold's test split (one row per test utterance)."""
+
+    fold: str
+    probs: np.ndarray  # (N, C) clean-input class probabilities
+    labels: np.ndarray  # (N,)
+    paths: list[str]
+    speakers: list[str]
+    genders: list[str]
+    durations: np.ndarray  # (N,) seconds, whole file
+    train_counts: list[int]  # training utterances per class in this fold
+    noise_ua: dict[float, float] = field(default_factory=dict)  # SNR dB -> UA
+    occlusion: dict[str, float] = field(default_factory=dict)  # feature group -> UA with it occluded
+
+
+def feature_groups(frontend, n_bands: int = 8) -> dict[str, list[int]]:
+    """Named groups of the frontend's output rows: contiguous slices of the base rows (mel bands with
+    their centre frequencies, or MFCC coefficients), then deltas, delta-deltas, prosody, spectral."""
+    base = frontend.base_rows
+    groups: dict[str, list[int]] = {}
+    step = max(1, -(-base // n_bands))
+    is_mfcc = hasattr(frontend, "dct")
+    if not is_mfcc:
+        fb = frontend.mel.mel_scale.fb  # (n_freqs, n_mels)
+        peak_hz = fb.argmax(0).float() * frontend.sample_rate / (2 * (fb.shape[0] - 1))
+    for start in range(0, base, step):
+        stop = min(base, start + step)
+        if is_mfcc:
+            name = f"MFCC {start}-{stop - 1}"
+        else:
+            name = f"mel {start}-{stop - 1} ({peak_hz[start]:.0f}-{peak_hz[stop - 1]:.0f} Hz)"
+        groups[name] = list(range(start, stop))
+    row = base
+    for name in ("deltas", "delta-deltas")[: frontend.deltas]:
+        groups[name] = list(range(row, row + base))
+        row += base
+    for name, part in (("prosody (F0, voicing, energy, ZCR)", frontend.prosody),
+                       ("spectral (centroid, bandwidth, roll-off, flatness)", frontend.spectral)):
+        if part is not None:
+            groups[name] = list(range(row, row + 4))
+            row += 4
+    return groups
+
+
+@torch.no_grad()
+def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlude: bool = True) -> FoldResult:
+    """Predict the fold's test split with ``model`` (eval mode) on the data module ``dm``.
+
+    Noise: white noise at each SNR over each utterance's valid samples (seeded, the same noise for
+    every model). Occlusion: each feature group's rows set to 0 (the training mean under global or
+    per-speaker normalisation) before the encoder.
+    """
+    dm.use_fold(fold)
+    device = next(model.parameters()).device
+    n_classes = len(model.class_names)
+    groups = feature_groups(model.frontend) if occlude else {}
+    probs, labels, index = [], [], []
+    noisy = {snr: [] for snr in snrs}
+    occluded = {g: [] for g in groups}
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    for batch in dm.test_dataloader():
+        waves, lengths = batch["waves"].to(device), batch["lengths"].to(device)
+        speakers = batch["speakers"].to(device)
+        probs.append(model(waves, lengths, speakers).softmax(-1).float().cpu())
+        labels.append(batch["labels"])
+        index.append(batch["index"])
+        for snr in snrs:
+            loud = add_noise(waves, lengths, torch.full((len(waves),), float(snr), device=device), "white")
+            noisy[snr].append(model(loud, lengths, speakers).argmax(-1).cpu())
+        if groups:
+            feats, frames = model.frontend(waves, lengths, speakers)
+            for name, rows in groups.items():
+                hidden = feats.clone()
+                hidden[:, rows] = 0.0
+                occluded[name].append(model.head(model.encoder(hidden, frames)).argmax(-1).cpu())
+    torch.random.set_rng_state(generator_state)
+    probs, labels = torch.cat(probs).numpy(), torch.cat(labels).numpy()
+    utts = [dm.utterances[fold.test[i]] for i in torch.cat(index).tolist()]
+    return FoldResult(
+        fold=fold.name,
+        probs=probs,
+        labels=labels,
+        paths=[u.path for u in utts],
+        speakers=[u.speaker for u in utts],
+        genders=[str(u.extras.get("gender", "")) for u in utts],
+        durations=np.array([dm.waves[fold.test[i]].numel() / dm.sample_rate for i in torch.cat(index).tolist()]),
+        train_counts=dm.train_class_counts(),
+        noise_ua={float(s): ua(labels, torch.cat(p).numpy(), n_classes) for s, p in noisy.items()},
+        occlusion={g: ua(labels, torch.cat(p).numpy(), n_classes) for g, p in occluded.items()},
+    )

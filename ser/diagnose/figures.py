@@ -1,0 +1,104 @@
+"""The diagnosis figures (matplotlib, no display); each returns a Figure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ser.plots import plt
+
+
+def confusion_pair(counts: np.ndarray, names: list[str]):
+    """Counts and row-normalised rates side by side."""
+    counts = np.asarray(counts, float)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    size = 1.0 + 0.55 * len(names)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 2, size))
+    for ax, values, title, fmt in ((axes[0], counts, "counts", "{:.0f}"), (axes[1], rates, "row-normalised", "{:.2f}")):
+        ax.imshow(values / max(values.max(), 1e-9), vmin=0, vmax=1, cmap="Blues")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                dark = values[i, j] > 0.5 * values.max()
+                ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", color="white" if dark else "black",
+                        fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def bars(groups: dict[str, list[float]], labels: list[str], title: str, ylabel: str, hline: float | None = None):
+    """Grouped bars: ``groups`` maps a series name to one value per label."""
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(labels) * max(1, len(groups)) / 2 + 2), 3.5))
+    width = 0.8 / len(groups)
+    x = np.arange(len(labels))
+    for k, (name, values) in enumerate(groups.items()):
+        ax.bar(x + (k - (len(groups) - 1) / 2) * width, values, width, label=name)
+    if hline is not None:
+        ax.axhline(hline, color="gray", linestyle="--", linewidth=1, label="overall")
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_imbalance(share: list[float], recall: list[float], names: list[str], r: float):
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.scatter(np.array(share) * 100, recall)
+    for x, y, n in zip(share, recall, names):
+        ax.annotate(n, (100 * x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("share of the training data (%)")
+    ax.set_ylabel("test recall")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"recall vs training share (r = {r:.2f})")
+    fig.tight_layout()
+    return fig
+
+
+def line(x, series: dict[str, list[float]], title: str, xlabel: str, ylabel: str, invert_x: bool = False):
+    fig, ax = plt.subplots(figsize=(4.8, 3.5))
+    for name, values in series.items():
+        ax.plot(x[: len(values)], values, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if invert_x:
+        ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def reliability(bins: list[dict], ece: float):
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfectly calibrated")
+    mids = [(b["low"] + b["high"]) / 2 for b in bins]
+    ax.bar(mids, [b["accuracy"] for b in bins], width=0.1, alpha=0.7, edgecolor="black", label="accuracy")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color="C1", label="bins")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"reliability (ECE {ece:.3f})")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def horizontal_bars(values: dict[str, float], title: str, xlabel: str):
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(values) + 1.2))
+    names = list(values)
+    ax.barh(range(len(names)), [values[n] for n in names])
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
