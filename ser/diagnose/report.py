@@ -84,7 +84,10 @@ def _mean_dict(dicts: list[dict]) -> dict:
     out = {}
     for k in dicts[0]:
         values = [d[k] for d in dicts if d[k] is not None]
-        out[k] = (float(np.mean(values)) if isinstance(values[0], float) else int(round(np.mean(values)))) if values else None
+        if not values:
+            out[k] = None
+        else:
+            out[k] = float(np.mean(values)) if isinstance(values[0], float) else int(round(np.mean(values)))
     return out
 
 
@@ -191,7 +194,8 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
         L.append(f"| {p['true']} | {p['predicted']} | {p['count']} | {p['share']:.2f} | "
                  + "<br>".join(f"`{e}`" for e in p["examples"]) + " |")
 
-    L += ["", "## Imbalance", "", f"Pearson correlation between a class's share of the training data and its test recall: "
+    L += ["", "## Imbalance", "",
+          f"Pearson correlation between a class's share of the training data and its test recall: "
           f"**r = {_f(ev['imbalance_r'])}** (near 1: the model favours frequent classes).", "",
           "| class | training utterances | share | test recall |", "|---|---|---|---|"]
     L += [f"| {n} | {int(ev['train_counts'][i])} | {100 * ev['train_share'][i]:.1f} % | {ev['recall'][i]:.3f} |"
@@ -220,7 +224,8 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
     L += [f"| {_bucket(b)} | {b['n']} | {_f(b['ua'])} | {_f(b['wa'])} |" for b in ev["duration"]]
     L += ["", "![duration](duration.png)", ""]
 
-    L += ["## Calibration", "", f"Expected calibration error (10 equal-width bins): **ECE {ev['ece']:.3f}**; mean confidence "
+    L += ["## Calibration", "",
+          f"Expected calibration error (10 equal-width bins): **ECE {ev['ece']:.3f}**; mean confidence "
           f"{ev['mean_confidence']:.3f} against accuracy {ev['accuracy']:.3f}.", "",
           "| confidence | n | accuracy | mean confidence |", "|---|---|---|---|"]
     L += [f"| {b['low']:.1f}-{b['high']:.1f} | {b['n']} | {b['accuracy']:.3f} | {b['confidence']:.3f} |"
@@ -231,7 +236,8 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
     fit = ev["fitting"]
     if fit:
         L += [f"Best validation epoch {fit['best_epoch']} of {fit['epochs']}: train UA {fit['train_ua']:.3f}, "
-              f"validation UA {fit['val_ua']:.3f} (gap **{fit['gap']:.3f}**); at the last epoch train {fit['final_train_ua']:.3f}, "
+              f"validation UA {fit['val_ua']:.3f} (gap **{fit['gap']:.3f}**); "
+              f"at the last epoch train {fit['final_train_ua']:.3f}, "
               f"validation {fit['final_val_ua']:.3f}. Validation loss was lowest at epoch {fit['val_loss_min_epoch']} and "
               f"rose {fit['val_loss_rise']:.3f} after it." + (" Means over folds." if len(ev["folds"]) > 1 else ""), ""]
         if "fitting.png" in figures:
@@ -239,7 +245,8 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
     else:
         L += ["No training curves found (the run's tensorboard/ folder is missing).", ""]
 
-    L += ["## Features", "", "UA when each group of feature rows is occluded (set to its training mean) before the encoder:", "",
+    L += ["## Features", "",
+          "UA when each group of feature rows is occluded (set to its training mean) before the encoder:", "",
           "| group | UA | drop |", "|---|---|---|"]
     for g, v in sorted(ev["occlusion"].items(), key=lambda kv: kv[1]):
         L.append(f"| {g} | {v:.3f} | {ev['ua'] - v:+.3f} |")
