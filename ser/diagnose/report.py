@@ -182,7 +182,8 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
             L.append(f"{k}. **{c['cause']}** (score {c['score']:.3f}): {c['evidence']}. *Try:* {c['try']}.")
     else:
         L.append("No cause stands out: the errors are spread evenly. More data or a stronger model is the lever.")
-    L += ["", "Scores are rough \"UA at stake\" estimates so the causes can be ordered; the sections below hold the evidence.", ""]
+    L += ["", "Scores are rough \"UA at stake\" estimates, so that the causes can be ordered; "
+          "the sections below hold the evidence.", ""]
 
     L += ["## Confusions", "", "![confusion](confusion.png)", "", "| class | precision | recall | F1 | support |",
           "|---|---|---|---|---|"]
