@@ -18,6 +18,15 @@ from ser.models.masking import length_mask, masked_mean_std
 NORMALIZATIONS = ("global", "speaker", "utterance", "none")
 
 
+def dft_basis(n_fft: int, window: torch.Tensor) -> torch.Tensor:
+    """(2 * (n_fft // 2 + 1), 1, n_fft) real and imaginary DFT rows times the window, centred as torch.stft pads it."""
+    left = (n_fft - window.numel()) // 2
+    window = nn.functional.pad(window, (left, n_fft - window.numel() - left)).double()
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    angle = 2 * torch.pi * k * torch.arange(n_fft, dtype=torch.float64)[None] / n_fft
+    return (torch.cat([torch.cos(angle), -torch.sin(angle)]) * window).float()[:, None]
+
+
 class LogMel(nn.Module):
     """Waves (B, T) -> log-mel features (B, n_mels, T') and frame lengths (B,).
 
@@ -81,6 +90,7 @@ class LogMel(nn.Module):
             norm="slaney",
             mel_scale="slaney",
         )
+        self.register_buffer("dft_basis", dft_basis(n_fft, self.mel.spectrogram.window), persistent=False)
         self.deltas = deltas
         self.prosody = Prosody(sample_rate, self.hop_length) if prosody else None
         self.spectral = Spectral(sample_rate, n_fft) if spectral else None
@@ -114,7 +124,18 @@ class LogMel(nn.Module):
 
     def power(self, waves: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, n_fft // 2 + 1, T') power spectrogram."""
+        if torch.onnx.is_in_onnx_export():
+            return self._power_by_dft(waves.float())
         return self.mel.spectrogram(waves.float())
+
+    def _power_by_dft(self, waves: torch.Tensor) -> torch.Tensor:
+        """The same spectrogram as a strided convolution with a windowed DFT basis, for ONNX export
+        (whose STFT has no complex output). About 20x the FLOPs of the FFT: export only."""
+        n_fft = self.mel.spectrogram.n_fft
+        frames = nn.functional.pad(waves[:, None], (n_fft // 2, n_fft // 2))  # centre=True with zeros
+        out = nn.functional.conv1d(frames, self.dft_basis, stride=self.hop_length)  # (B, 2K, T')
+        real, imag = out.chunk(2, dim=1)
+        return real**2 + imag**2
 
     def base(self, power: torch.Tensor) -> torch.Tensor:
         """Power spectrogram -> (B, n_mels, T') natural-log mel power."""
@@ -150,9 +171,9 @@ class LogMel(nn.Module):
             mean, std = masked_mean_std(feats, mask)
             feats = (feats - mean[..., None]) / std[..., None]
         elif self.normalize in ("global", "speaker"):
-            if not self.fitted:
+            if not torch.compiler.is_exporting() and not torch.jit.is_tracing() and not self.fitted:
                 raise RuntimeError(f"features.normalize={self.normalize}: call fit_stats(loader) on training data first")
-            mean, std = self.mean.expand(len(feats), -1), self.std.expand(len(feats), -1)  # (B, F)
+            mean, std = self.mean[None], self.std[None]  # (1, F), or (B, F) per speaker below
             if self.normalize == "speaker" and speakers is not None and len(self.speaker_mean):
                 known = ((speakers >= 0) & (speakers < len(self.speaker_mean)))[:, None]
                 row = speakers.clamp(0, len(self.speaker_mean) - 1)
