@@ -98,12 +98,13 @@ def rank_causes(ev: dict) -> list[dict]:
 
     # Calibration (does not change UA, but makes probabilities misleading).
     if ev["ece"] > 0.08:
-        over = ev["mean_confidence"] > ev["accuracy"]
+        gap = ev["mean_confidence"] - ev["accuracy"]
+        kind = "over-confident" if gap > 0.03 else "under-confident" if gap < -0.03 else "wrong in both directions by bin"
         causes.append(_cause(
             "miscalibrated probabilities",
             0.5 * ev["ece"],
             f"ECE {ev['ece']:.3f}: mean confidence {ev['mean_confidence']:.2f} vs accuracy {ev['accuracy']:.2f} "
-            f"({'over' if over else 'under'}-confident)",
+            f"({kind})",
             "loss.label_smoothing=0.1, or temperature-scale the logits on validation data before trusting probabilities",
         ))
 

@@ -90,6 +90,7 @@ class LogMel(nn.Module):
             norm="slaney",
             mel_scale="slaney",
         )
+        self.register_buffer("mel_fb_t", self.mel.mel_scale.fb.T.contiguous(), persistent=False)  # (n_mels, K)
         self.register_buffer("dft_basis", dft_basis(n_fft, self.mel.spectrogram.window), persistent=False)
         self.deltas = deltas
         self.prosody = Prosody(sample_rate, self.hop_length) if prosody else None
@@ -126,7 +127,10 @@ class LogMel(nn.Module):
         """(B, T) -> (B, n_fft // 2 + 1, T') power spectrogram."""
         if torch.onnx.is_in_onnx_export():
             return self._power_by_dft(waves.float())
-        return self.mel.spectrogram(waves.float())
+        spec = self.mel.spectrogram  # torchaudio's settings; called directly to skip its |X| then square
+        stft = torch.stft(waves.float(), spec.n_fft, spec.hop_length, spec.win_length, spec.window, center=True,
+                          pad_mode="constant", return_complex=True)  # (B, K, T')
+        return stft.real.square() + stft.imag.square()
 
     def _power_by_dft(self, waves: torch.Tensor) -> torch.Tensor:
         """The same spectrogram as a strided convolution with a windowed DFT basis, for ONNX export
@@ -139,7 +143,7 @@ class LogMel(nn.Module):
 
     def base(self, power: torch.Tensor) -> torch.Tensor:
         """Power spectrogram -> (B, n_mels, T') natural-log mel power."""
-        return torch.log(self.mel.mel_scale(power) + 1e-6)
+        return torch.matmul(self.mel_fb_t, power).add_(1e-6).log_()  # (n_mels, K) @ (B, K, T')
 
     def features(self, waves: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) -> (B, F, T') unnormalised rows: base (+ deltas) (+ prosody) (+ spectral)."""
@@ -155,7 +159,7 @@ class LogMel(nn.Module):
             rows.append(self.prosody(waves))
         if self.spectral is not None:
             rows.append(self.spectral(power))
-        return torch.cat(rows, dim=1)
+        return torch.cat(rows, dim=1) if len(rows) > 1 else rows[0]
 
     def forward(
         self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None
@@ -180,6 +184,8 @@ class LogMel(nn.Module):
                 mean = torch.where(known, self.speaker_mean[row], mean)
                 std = torch.where(known, self.speaker_std[row], std)
             feats = (feats - mean[..., None]) / std[..., None]
+        if self.normalize == "none" and self.prosody is None and self.spectral is None:
+            return feats, frames  # features() already zeroed the padding of the base rows and deltas
         return feats * mask[:, None, :], frames
 
     @torch.no_grad()
