@@ -92,7 +92,8 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}, overrides {overrides[1:] or 'none'}")
     print(f"{'encoder':10s} {'params':>9s} {'utt/s':>8s} {'s/epoch':>8s} {'data wait':>10s}")
     for r in rows:
-        print(f"{r['model']:10s} {r['params']:9d} {r['utt_per_s']:8.1f} {r['s_per_epoch']:8.2f} {100 * r['wait_share']:9.1f}%")
+        wait = 100 * r["wait_share"]
+        print(f"{r['model']:10s} {r['params']:9d} {r['utt_per_s']:8.1f} {r['s_per_epoch']:8.2f} {wait:9.1f}%")
 
 
 if __name__ == "__main__":
