@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import shutil
 import time
+import uuid
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from ser.cv import summarize, write_summary
@@ -37,17 +40,76 @@ def build_module(cfg: DictConfig, class_names: list[str], class_counts: list[int
     )
 
 
+MIN_FREE_BYTES = 200 * 2**20  # checkpoints, events and summaries of a run need far less; below this, stop at once
+
+
+def is_rank_zero() -> bool:
+    """True in the process that writes results (always, without DDP)."""
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def write_json(path: Path, data) -> None:
+    """Rank 0 only; written to a temporary file and renamed, so a crash never leaves half a file."""
+    if not is_rank_zero():
+        return
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def check_output_dir(run_dir: Path) -> None:
+    """Fail at start, not after an hour, when results could not be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(
+            f"paths.output_dir={run_dir} is not writable ({err.strerror or err}); choose another with hydra.run.dir=..."
+        ) from err
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise OSError(f"paths.output_dir={run_dir}: only {free / 2**20:.0f} MiB free on that disk; checkpoints need "
+                      f"at least {MIN_FREE_BYTES / 2**20:.0f} MiB. Free some space or choose hydra.run.dir=...")
+
+
+def check_compatible(ckpt: Path, cfg: DictConfig, class_names: list[str]) -> None:
+    """A checkpoint resumed or reused under ``cfg`` must have the same classes and frontend; say which differs."""
+    stored = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    if list(stored.get("class_names", [])) != list(class_names):
+        raise ValueError(f"{ckpt}: trained on classes {list(stored.get('class_names', []))}, but this config gives "
+                         f"{list(class_names)} (data.labels / data.merge / data=); start a new run or restore them")
+    old = stored.get("config", {}).get("features", {})
+    new = OmegaConf.to_container(cfg.features, resolve=True)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        pairs = ", ".join(f"features.{k}: {old.get(k)!r} (checkpoint) vs {new.get(k)!r} (config)" for k in diff)
+        raise ValueError(f"{ckpt}: its frontend differs from this config's: {pairs}; start a new run or restore them")
+
+
 def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> tuple[dict[str, float], list]:
-    """Train on one fold, test its best checkpoint; returns its test metrics and confusion counts."""
+    """Train on one fold, test its best checkpoint; returns its test metrics and confusion counts.
+
+    With ``resume=true`` and ``<run_dir>/checkpoints/last.ckpt`` present, training continues from it
+    (optimizer, scheduler, epoch and step included) up to the same ``trainer.max_epochs``.
+    """
     dm.use_fold(fold)
     module = build_module(cfg, dm.class_names, dm.train_class_counts())
+    if cfg.get("compile"):
+        module.encoder.compile(dynamic=True)  # in place: checkpoint keys stay those of the plain module
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last) if cfg.get("resume") and last.is_file() else None
+    if resume_from:
+        check_compatible(last, cfg, dm.class_names)
+        log.info("resuming fold %s from %s", fold.name, last)
     logger = instantiate(cfg.logger, save_dir=str(run_dir))
     callbacks = [instantiate(c, **({"dirpath": str(run_dir / "checkpoints")} if "dirpath" in c else {}))
                  for c in cfg.callbacks.values()]
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir))
     log.info("fold %s: %d train / %d val / %d test utterances, test speakers %s",
              fold.name, len(fold.train), len(fold.val), len(fold.test), fold.test_speakers)
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
@@ -66,19 +128,28 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
 
 def cross_validate(cfg: DictConfig, dm: SERDataModule, folds: list[Fold], run_dir: Path) -> dict[str, float]:
     """Every fold in its own ``fold_<name>/``, then the summaries; returns the mean metrics."""
-    results, start = [], time.monotonic()
+    results, start, trained = [], time.monotonic(), 0
     for i, fold in enumerate(folds):
         fold_dir = run_dir / f"fold_{fold.name}"
-        eta = _eta(start, i, len(folds))
+        done = fold_dir / "fold_result.json"
+        if cfg.get("resume") and done.is_file():
+            results.append(json.loads(done.read_text()))
+            log.info("fold %d/%d (%s): finished before, skipped (resume=true)", i + 1, len(folds), fold.name)
+            continue
+        eta = _eta(start, trained, len(folds) - len(results))
         log.info("fold %d/%d (%s, test speakers %s)%s", i + 1, len(folds), fold.name, fold.test_speakers, eta)
         L.seed_everything(cfg.seed, workers=True)
         metrics, confusion = fit_fold(cfg, dm, fold, fold_dir)
-        (fold_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        results.append({"fold": fold.name, "test_speakers": fold.test_speakers, "metrics": metrics, "confusion": confusion})
+        trained += 1
+        result = {"fold": fold.name, "test_speakers": fold.test_speakers, "metrics": metrics, "confusion": confusion}
+        write_json(fold_dir / "metrics.json", metrics)
+        write_json(done, result)  # written last: its presence marks the fold finished
+        results.append(result)
         log.info("fold %s: test UA %.3f WA %.3f", fold.name, metrics["test/ua"], metrics["test/wa"])
     summary = summarize(results, dm.class_names)
     summary["wall_time_s"] = round(time.monotonic() - start, 1)
-    write_summary(run_dir, summary, f"{cfg.split._target_.rsplit('.', 1)[-1]} on {dm.corpus.name}")
+    if is_rank_zero():
+        write_summary(run_dir, summary, f"{cfg.split._target_.rsplit('.', 1)[-1]} on {dm.corpus.name}")
     mean, std = summary["mean"], summary["std"]
     log.info("%d folds: UA %.3f ± %.3f  WA %.3f ± %.3f  (%s)", len(folds), mean["test/ua"], std["test/ua"],
              mean["test/wa"], std["test/wa"], run_dir / "cv_summary.md")
@@ -101,21 +172,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``cv_summary.json`` and ``cv_summary.md``.
     """
     run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(run_dir, os.W_OK):
-        raise PermissionError(f"paths.output_dir={run_dir} is not writable; choose another with hydra.run.dir=...")
+    check_output_dir(run_dir)
     L.seed_everything(cfg.seed, workers=True)
     dm: SERDataModule = instantiate(cfg.data)
     dm.prepare_data()
     dm.load()
     if dm.skipped:
-        (run_dir / "skipped_files.json").write_text(json.dumps(dm.skipped, indent=2))
+        write_json(run_dir / "skipped_files.json", dm.skipped)
     folds = instantiate(cfg.split).folds(dm.utterances)
     if len(folds) == 1 and cfg.split.get("fold") is None:
         metrics, _ = fit_fold(cfg, dm, folds[0], run_dir)
     else:
         metrics = cross_validate(cfg, dm, folds, run_dir)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(run_dir / "metrics.json", metrics)
     log.info("test UA %.3f  WA %.3f  macro-F1 %.3f  -> %s", metrics["test/ua"], metrics["test/wa"],
              metrics["test/macro_f1"], run_dir / "metrics.json")
     return metrics

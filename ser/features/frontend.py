@@ -201,6 +201,9 @@ class LogMel(nn.Module):
             total.index_add_(0, group, (feats * mask).sum(2))
             total_sq.index_add_(0, group, (feats**2 * mask).sum(2))
             count.index_add_(0, group, mask.sum(2).double())
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for part in (total, total_sq, count):  # under DDP each rank saw its share of the batches
+                torch.distributed.all_reduce(part)
         return total, total_sq, count
 
     @staticmethod

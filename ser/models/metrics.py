@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -28,10 +29,15 @@ class EmotionMetrics(nn.Module):
         self.f1 = MulticlassF1Score(c, average="macro")
         self.recall = MulticlassRecall(c, average="none")
         self.confmat = MulticlassConfusionMatrix(c)
+        # The epoch's mean loss lives here too, so that every cross-rank sync happens in compute(),
+        # in the same order on every rank (Lightning's sync_dist logging can interleave with it and hang DDP).
+        self.loss = MeanMetric()
 
-    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor | None = None) -> None:
         for metric in (self.ua, self.wa, self.f1, self.recall, self.confmat):
             metric.update(logits, labels)
+        if loss is not None:
+            self.loss.update(loss.detach(), weight=len(labels))
 
     def compute(self) -> tuple[dict[str, float], torch.Tensor]:
         """-> ({"<stage>/ua": ..., "<stage>/recall/<class>": ...}, confusion counts (C, C), rows = truth)."""
@@ -39,8 +45,10 @@ class EmotionMetrics(nn.Module):
         scalars = {f"{s}/ua": self.ua.compute(), f"{s}/wa": self.wa.compute(), f"{s}/macro_f1": self.f1.compute()}
         for name, value in zip(self.class_names, self.recall.compute()):
             scalars[f"{s}/recall/{name}"] = value
+        if self.loss.update_count:
+            scalars[f"{s}/loss"] = self.loss.compute()
         return {k: float(v) for k, v in scalars.items()}, self.confmat.compute()
 
     def reset(self) -> None:
-        for metric in (self.ua, self.wa, self.f1, self.recall, self.confmat):
+        for metric in (self.ua, self.wa, self.f1, self.recall, self.confmat, self.loss):
             metric.reset()

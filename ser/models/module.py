@@ -77,9 +77,19 @@ class SERModule(L.LightningModule):
         else:
             logits = self(batch["waves"], batch["lengths"], batch.get("speakers"))
         loss = self.loss(logits, batch["labels"])
-        getattr(self, f"{stage}_metrics").update(logits.detach(), batch["labels"])
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits), sync_dist=True)
+        if stage == "train" and not torch.isfinite(loss):
+            self._stop_on_non_finite(loss)
+        getattr(self, f"{stage}_metrics").update(logits.detach(), batch["labels"], loss)  # logged at epoch end
         return loss
+
+    def _stop_on_non_finite(self, loss: torch.Tensor) -> None:
+        ckpt = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        raise FloatingPointError(
+            f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: training stopped "
+            f"before this step could change the weights. The last good checkpoint is in {ckpt or 'the run directory'} "
+            "(last.ckpt, from the end of the last finished epoch). Try a lower optimizer.lr, trainer.gradient_clip_val, "
+            "or trainer.precision=32; resume=true continues from that checkpoint."
+        )
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
