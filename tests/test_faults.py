@@ -128,7 +128,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(make_c
     assert "optimizer.lr" in str(err.value)
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
-    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+    weights = [v for v in state["state_dict"].values() if v.is_floating_point()]
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in weights)
 
 
 def test_unwritable_or_full_output_fails_before_loading_data(make_cfg, tmp_path, monkeypatch):
