@@ -1,4 +1,6 @@
-"""``python -m ser.baselines [data=... split=... features=...] [classifiers=svm,logreg] [out=<dir>]``.
+"""``python -m ser.baselines [data=... split=... features=...] [classifiers=...] [normalize=...] [out=<dir>]``.
+
+``classifiers=svm,logreg`` (default both); ``normalize=train`` (default) or ``speaker``.
 
 The classical reference: utterance-level functionals of the frontend's features (per row: mean,
 standard deviation, 10th/50th/90th percentiles and the mean absolute frame-to-frame delta), then
@@ -30,7 +32,7 @@ from ser.diagnose.analysis import confusion, precision_recall_f1, ua
 from ser.inspect import compose_cli
 
 log = logging.getLogger(__name__)
-OWN_ARGS = ("classifiers", "out")
+OWN_ARGS = ("classifiers", "out", "normalize")
 C_GRID = (0.1, 1.0, 10.0)
 
 
@@ -71,8 +73,25 @@ def metrics_of(labels: np.ndarray, preds: np.ndarray, class_names: list[str]) ->
     return m, counts.tolist()
 
 
-def run(cfg, classifiers: list[str], out: Path) -> dict[str, dict]:
-    """Every classifier on every fold; returns classifier -> mean test metrics."""
+def per_speaker(X: np.ndarray, speakers: list[str]) -> np.ndarray:
+    """Standardise each speaker's functionals with that speaker's own mean and std (transductive:
+    the test speaker's unlabelled utterances are used)."""
+    X = X.copy()
+    for spk in sorted(set(speakers)):
+        rows = np.array([s == spk for s in speakers])
+        X[rows] = (X[rows] - X[rows].mean(0)) / (X[rows].std(0) + 1e-8)
+    return X
+
+
+def run(cfg, classifiers: list[str], out: Path, normalize: str = "train") -> dict[str, dict]:
+    """Every classifier on every fold; returns classifier -> mean test metrics.
+
+    ``normalize``: ``train`` standardises functionals with the training split's statistics (inside
+    each classifier's pipeline); ``speaker`` first standardises every speaker with their own
+    (transductive; report it separately).
+    """
+    if normalize not in ("train", "speaker"):
+        raise ValueError(f"normalize={normalize!r}: choose train or speaker")
     try:
         import sklearn  # noqa: F401
     except ImportError as err:
@@ -84,6 +103,8 @@ def run(cfg, classifiers: list[str], out: Path) -> dict[str, dict]:
     frontend = instantiate(cfg.features, normalize="none").eval()  # the classifier standardises, per fold
     X = functionals(frontend, dm.waves)
     y = np.array([dm.class_names.index(u.label) for u in dm.utterances])
+    if normalize == "speaker":
+        X = per_speaker(X, [u.speaker for u in dm.utterances])
     folds = instantiate(cfg.split).folds(dm.utterances)
     log.info("%d utterances, %d functionals each, %d folds", len(y), X.shape[1], len(folds))
     results = {}
@@ -110,7 +131,8 @@ def run(cfg, classifiers: list[str], out: Path) -> dict[str, dict]:
         summary = summarize(per_fold, dm.class_names)
         summary["wall_time_s"] = round(time.monotonic() - start, 1)
         split = cfg.split._target_.rsplit(".", 1)[-1]
-        write_summary(out / name, summary, f"{name} on utterance functionals, {split} on {dm.corpus.name}")
+        norm = ", per-speaker normalised (transductive)" if normalize == "speaker" else ""
+        write_summary(out / name, summary, f"{name} on utterance functionals{norm}, {split} on {dm.corpus.name}")
         (out / name / "metrics.json").write_text(json.dumps(summary["mean"], indent=2) + "\n")
         results[name] = summary["mean"] | {"std_ua": summary["std"]["test/ua"]}
     return results
@@ -124,7 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    results = run(cfg, [c.strip() for c in own.get("classifiers", "svm,logreg").split(",") if c.strip()], out)
+    classifiers = [c.strip() for c in own.get("classifiers", "svm,logreg").split(",") if c.strip()]
+    results = run(cfg, classifiers, out, own.get("normalize", "train"))
     print("| classifier | UA | ± std | WA | macro-F1 |\n|---|---|---|---|---|")
     for name, m in results.items():
         print(f"| {name} | {m['test/ua']:.3f} | {m['std_ua']:.3f} | {m['test/wa']:.3f} | {m['test/macro_f1']:.3f} |")

@@ -36,3 +36,11 @@ def test_kfold_baseline_writes_the_train_py_summaries(tmp_path, cache_dir, capsy
     # Easier synthetic speech, 3 training speakers: well above chance (1/7); 0.375 measured.
     assert results["logreg"]["test/ua"] > 0.25, results
     assert "| logreg |" in capsys.readouterr().out
+
+
+def test_per_speaker_standardisation():
+    from ser.baselines import per_speaker
+
+    X = np.array([[1.0, 10.0], [3.0, 30.0], [100.0, 0.0], [300.0, 2.0]])
+    Z = per_speaker(X, ["a", "a", "b", "b"])
+    np.testing.assert_allclose(Z, [[-1, -1], [1, 1], [-1, -1], [1, 1]], atol=1e-6)
