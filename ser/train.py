@@ -109,9 +109,10 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir))
     log.info("fold %s: %d train / %d val / %d test utterances, test speakers %s",
              fold.name, len(fold.train), len(fold.val), len(fold.test), fold.test_speakers)
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    # Checkpoints hold only tensors and plain values: read them with weights_only=True (no code runs on load).
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)
+    trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if best_val is not None:

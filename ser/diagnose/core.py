@@ -45,6 +45,7 @@ def settings_of(cfg) -> dict:
         "class_weighted": bool(cfg.loss.get("class_weighted", False)) or cfg.data.get("sampler") == "balanced",
         "prosody": bool(cfg.features.get("prosody", False)),
         "noise_augmented": float(augment.get("noise_p", 0.0) or 0.0) > 0,
+        "label_smoothing": float(cfg.loss.get("label_smoothing", 0.0) or 0.0) > 0,
     }
 
 
