@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ser.plots import plt
+from ser.plots import confusion_axes, plt
 
 
 def confusion_pair(counts: np.ndarray, names: list[str]):
@@ -14,17 +14,8 @@ def confusion_pair(counts: np.ndarray, names: list[str]):
     size = 1.0 + 0.55 * len(names)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 2, size))
     for ax, values, title, fmt in ((axes[0], counts, "counts", "{:.0f}"), (axes[1], rates, "row-normalised", "{:.2f}")):
-        ax.imshow(values / max(values.max(), 1e-9), vmin=0, vmax=1, cmap="Blues")
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-        ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title)
-        for i in range(len(names)):
-            for j in range(len(names)):
-                dark = values[i, j] > 0.5 * values.max()
-                ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", color="white" if dark else "black",
-                        fontsize=8)
+        labels = [[fmt.format(v) for v in row] for row in values]
+        confusion_axes(ax, values / max(values.max(), 1e-9), labels, names, title, fontsize=8)
     fig.tight_layout()
     return fig
 
