@@ -6,7 +6,8 @@ The audio is decoded once, outside the timing. Our frontend runs over length-buc
 (64-band log-mel, 25 ms / 10 ms, n_fft 512; and 40 MFCCs on the same bands), librosa over each
 file with the same parameters, after checking that the two agree (log-mel within 1e-3 on the
 natural-log power of bands above -10, as in tests/test_librosa_parity.py). Speed is seconds of
-audio per second of compute ("x realtime"), best of ``--repeats`` passes. The last line is
+audio per second of compute ("x realtime"), the best of ``--repeats`` timed passes for each contender,
+each right after an untimed one; the contenders interleave, so a drift in machine speed hits all alike. The last line is
 
     logmel_x_realtime=<float> librosa_x_realtime=<float> ratio=<float>
 """
@@ -61,22 +62,20 @@ def buckets(waves: list[np.ndarray], batch: int, device) -> list[tuple[torch.Ten
 
 
 @torch.inference_mode()
-def time_frontend(frontend, batches, repeats: int, device) -> float:
-    frontend(*batches[0])  # warm-up (allocations, kernels)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for waves, lengths in batches:
-            frontend(waves, lengths)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+def pass_frontend(frontend, batches, device) -> float:
+    """Seconds for one pass of ``frontend`` over every batch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for waves, lengths in batches:
+        frontend(waves, lengths)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
-def time_librosa(waves, kind: str) -> float:
+def pass_librosa(waves, kind: str) -> float:
+    """Seconds for one pass of librosa over every file (log-mel, or MFCCs of the dB mel)."""
     import librosa
 
     start = time.perf_counter()
@@ -117,13 +116,21 @@ def main() -> None:
     logmel = LogMel(normalize="none").eval()
     diff = check_agreement(waves, logmel)
     batches = buckets(waves, args.batch, device)
-    rows = []
-    for name, frontend in (("log-mel 64", logmel), ("MFCC 40", MFCC(n_mfcc=40, normalize="none").eval())):
-        t = time_frontend(frontend.to(device), batches, args.repeats, device)
-        rows.append((f"ser {name} ({device.type}, batch {args.batch})", t))
-    lib_mel = time_librosa(waves, "logmel")
-    lib_mfcc = time_librosa(waves, "mfcc")
-    rows += [("librosa log-mel 64 (per file)", lib_mel), ("librosa MFCC 40 (per file)", lib_mfcc)]
+    mfcc = MFCC(n_mfcc=40, normalize="none").eval().to(device)
+    logmel = logmel.to(device)
+    contenders = {
+        f"ser log-mel 64 ({device.type}, batch {args.batch})": lambda: pass_frontend(logmel, batches, device),
+        f"ser MFCC 40 ({device.type}, batch {args.batch})": lambda: pass_frontend(mfcc, batches, device),
+        "librosa log-mel 64 (per file)": lambda: pass_librosa(waves, "logmel"),
+        "librosa MFCC 40 (per file)": lambda: pass_librosa(waves, "mfcc"),
+    }
+    best = dict.fromkeys(contenders, float("inf"))
+    for _ in range(args.repeats):  # rounds interleave the contenders, so drifts in machine speed hit all alike
+        for name, run in contenders.items():
+            run()  # warm-up right before each timed pass: the one before it left other data in cache and heap
+            best[name] = min(best[name], run())
+    rows = list(best.items())
+    lib_mel, lib_mfcc = rows[2][1], rows[3][1]
     print(f"{len(waves)} EmoDB files, {seconds:.0f} s of audio; torch threads {torch.get_num_threads()}; "
           f"log-mel agrees with librosa within {diff:.1e}")
     print(f"{'frontend':45s} {'seconds':>8s} {'x realtime':>11s}")

@@ -114,3 +114,14 @@ def test_speaker_normalisation_centres_each_speaker_and_falls_back_to_global():
     reloaded = LogMel(normalize="speaker")
     reloaded.load_state_dict(frontend.state_dict())
     torch.testing.assert_close(reloaded(waves, lengths, speakers)[0], feats)
+
+
+@pytest.mark.parametrize("cls", [LogMel, MFCC])
+def test_cpu_chunking_gives_the_same_features_as_the_whole_batch(cls, monkeypatch):
+    """The CPU frontend splits big batches into row groups for speed; the features must not change."""
+    frontend = cls(normalize="none", deltas=1, spectral=True)
+    waves, lengths = torch.randn(5, 12000), torch.tensor([12000, 9000, 7000, 4000, 1000])
+    whole = frontend(waves, lengths)[0]
+    monkeypatch.setattr(cls, "cpu_chunk_frames", 100)  # 75 frames per clip: one clip per group
+    assert len(frontend._cpu_chunks(waves)) == 5
+    torch.testing.assert_close(frontend(waves, lengths)[0], whole)

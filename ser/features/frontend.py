@@ -54,6 +54,8 @@ class LogMel(nn.Module):
     (torch.Size([2, 64, 101]), [101, 51])
     """
 
+    cpu_chunk_frames = 2048  # see _cpu_chunks
+
     def __init__(
         self,
         sample_rate: int = 16000,
@@ -123,14 +125,28 @@ class LogMel(nn.Module):
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return lengths // self.hop_length + 1
 
+    def _cpu_chunks(self, waves: torch.Tensor) -> list[torch.Tensor]:
+        """Split a CPU batch into row groups of at most ``cpu_chunk_frames`` STFT frames.
+
+        The complex spectrum is ~16x the size of the log-mel; in small groups it stays in cache and
+        in the heap (large tensors are mmapped and page-faulted afresh on every call), which makes
+        the CPU frontend ~1.5x faster at batch 32. GPUs, tracing and export get the batch whole.
+        """
+        rows = max(1, self.cpu_chunk_frames // (waves.shape[-1] // self.hop_length + 1))
+        if waves.device.type != "cpu" or rows >= len(waves) or torch.jit.is_tracing() or torch.compiler.is_compiling() \
+                or torch.onnx.is_in_onnx_export():
+            return [waves]
+        return list(waves.split(rows))
+
     def power(self, waves: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, n_fft // 2 + 1, T') power spectrogram."""
         if torch.onnx.is_in_onnx_export():
             return self._power_by_dft(waves.float())
         spec = self.mel.spectrogram  # torchaudio's settings; called directly to skip its |X| then square
         stft = torch.stft(waves.float(), spec.n_fft, spec.hop_length, spec.win_length, spec.window, center=True,
-                          pad_mode="constant", return_complex=True)  # (B, K, T')
-        return stft.real.square() + stft.imag.square()
+                          pad_mode="constant", return_complex=True)  # (B, K, T'), laid out as (B, T', K)
+        power = stft.real * stft.real  # two passes over the spectrum, no temporaries, layout kept
+        return power.addcmul_(stft.imag, stft.imag)
 
     def _power_by_dft(self, waves: torch.Tensor) -> torch.Tensor:
         """The same spectrogram as a strided convolution with a windowed DFT basis, for ONNX export
@@ -143,12 +159,18 @@ class LogMel(nn.Module):
 
     def base(self, power: torch.Tensor) -> torch.Tensor:
         """Power spectrogram -> (B, n_mels, T') natural-log mel power."""
-        return torch.matmul(self.mel_fb_t, power).add_(1e-6).log_()  # (n_mels, K) @ (B, K, T')
+        # One (B * T', K) @ (K, n_mels) GEMM on the FFT's own (B, T', K) layout, then a transposed view.
+        return torch.matmul(power.transpose(1, 2), self.mel_fb_t.T).add_(1e-6).log_().transpose(1, 2)
 
     def features(self, waves: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) -> (B, F, T') unnormalised rows: base (+ deltas) (+ prosody) (+ spectral)."""
-        power = self.power(waves)
-        feats = self.base(power)
+        feats, spectral = [], []
+        for chunk in self._cpu_chunks(waves):
+            power = self.power(chunk)
+            feats.append(self.base(power))
+            if self.spectral is not None:
+                spectral.append(self.spectral(power))
+        feats = torch.cat(feats) if len(feats) > 1 else feats[0]
         # Zero the padding before each delta, so frames near the end match a lone clip's.
         n = feats.shape[-1]
         mask = 1.0 if lengths is None else length_mask(self.frame_lengths(lengths).clamp(max=n), n)[:, None]
@@ -158,7 +180,7 @@ class LogMel(nn.Module):
         if self.prosody is not None:
             rows.append(self.prosody(waves))
         if self.spectral is not None:
-            rows.append(self.spectral(power))
+            rows.append(torch.cat(spectral) if len(spectral) > 1 else spectral[0])
         return torch.cat(rows, dim=1) if len(rows) > 1 else rows[0]
 
     def forward(
