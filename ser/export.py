@@ -35,7 +35,7 @@ class WaveformClassifier(nn.Module):
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
-        return self.head(self.encoder(feats, frames)).softmax(-1)  # (B, C)
+        return self.head(self.encoder(feats, frames), feats, frames).softmax(-1)  # (B, C)
 
 
 def example_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from ser.callbacks import AverageLastEpochs
 from ser.cv import summarize, write_summary
 from ser.data.datamodule import SERDataModule
 from ser.data.splits import Fold
@@ -35,6 +36,7 @@ def build_module(cfg: DictConfig, class_names: list[str], class_counts: list[int
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         head_dropout=cfg.module.head_dropout,
+        input_stats=cfg.module.get("input_stats", False),
         augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
@@ -116,7 +118,9 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
     # Checkpoints hold only tensors and plain values: read them with weights_only=True (no code runs on load).
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=True)
+    averaged = [c.path for c in callbacks if isinstance(c, AverageLastEpochs) and c.path.is_file()]
+    tested = str(averaged[0]) if averaged else best  # weight averaging replaces selection on val
+    trainer.test(module, datamodule=dm, ckpt_path=tested or None, verbose=False, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if best_val is not None:

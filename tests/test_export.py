@@ -19,7 +19,8 @@ def checkpoints(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     out = {}
     for model in ("cnn", "lstm", "cnn_lstm"):
-        cfg = compose_config(["debug=smoke", f"model={model}"], tmp / model, tmp / "cache")
+        extra = ["module.input_stats=true"] if model == "cnn_lstm" else []  # the statistics path exports too
+        cfg = compose_config(["debug=smoke", f"model={model}", *extra], tmp / model, tmp / "cache")
         train(cfg)
         out[model] = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     return out

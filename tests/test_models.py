@@ -55,3 +55,24 @@ def test_whole_model_on_waves_is_padding_invariant(make_cfg, name, features):
         alone = torch.cat([module(waves[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lengths)])
     assert batch.shape == (3, 3)
     torch.testing.assert_close(batch, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_input_stats_head_sees_the_feature_statistics_and_ignores_padding(make_cfg):
+    torch.manual_seed(0)
+    cfg = make_cfg("model=cnn_lstm", "module.input_stats=true")
+    module = build_module(cfg, ["a", "b", "c"], [3, 2, 1]).eval()
+    rows = module.frontend.out_features
+    assert module.head[1].in_features == module.encoder.out_dim + 2 * rows
+    lengths = torch.tensor([16000, 9100, 4000])
+    waves = torch.randn(3, 16000) * (torch.arange(16000)[None, :] < lengths[:, None])
+    module.frontend.fit_stats([{"waves": waves, "lengths": lengths}])
+    with torch.no_grad():
+        batch = module(waves, lengths)
+        alone = torch.cat([module(waves[i : i + 1, :n], lengths[i : i + 1]) for i, n in enumerate(lengths)])
+        torch.testing.assert_close(batch, alone, atol=1e-4, rtol=1e-4)
+        # the statistics path alone moves the logits: zero the encoder's columns of the linear layer
+        module.head[1].weight[:, : module.encoder.out_dim] = 0
+        quiet = module(waves * 0.1, lengths)
+        assert not torch.allclose(quiet, module(waves, lengths), atol=1e-3)
+    # an embedding-only head keeps the old state-dict keys, so older checkpoints load
+    assert {"head.1.weight", "head.1.bias"} <= set(build_module(make_cfg(), ["a", "b"], [1, 1]).state_dict())

@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from ser.callbacks import AVERAGED
 from ser.checkpoint import load_model
 from ser.diagnose.evaluate import evaluate_fold
 from ser.diagnose.fitting import read_curves
@@ -18,8 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def best_checkpoint(run_dir: Path) -> Path:
-    """``checkpoints/best-*.ckpt`` (the one the run tested), else ``last.ckpt``."""
+    """The checkpoint the run tested: ``checkpoints/averaged.ckpt`` (``callbacks.average``), else
+    ``best-*.ckpt``, else ``last.ckpt``."""
     ckpts = run_dir / "checkpoints"
+    if (ckpts / AVERAGED).is_file():
+        return ckpts / AVERAGED
     best = sorted(ckpts.glob("best-*.ckpt"))
     if best:
         return best[-1]

@@ -87,7 +87,7 @@ def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlu
             for name, rows in groups.items():
                 hidden = feats.clone()
                 hidden[:, rows] = 0.0
-                occluded[name].append(model.head(model.encoder(hidden, frames)).argmax(-1).cpu())
+                occluded[name].append(model.head(model.encoder(hidden, frames), hidden, frames).argmax(-1).cpu())
     torch.random.set_rng_state(generator_state)
     probs, labels = torch.cat(probs).numpy(), torch.cat(labels).numpy()
     utts = [dm.utterances[fold.test[i]] for i in torch.cat(index).tolist()]

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ser.models.head import Head
 from ser.models.metrics import EmotionMetrics
 
 STAGES = ("train", "val", "test")
@@ -24,6 +25,7 @@ class SERModule(L.LightningModule):
         optimizer: ``params -> Optimizer`` (Hydra ``_partial_``).
         scheduler: ``(optimizer, total_steps) -> LRScheduler`` stepped every batch, or None.
         head_dropout: dropout before the linear head.
+        input_stats: also feed the mean and std of the input features to the head (``ser.models.head``).
         augment: training-time augmentation with ``waves`` and ``features`` steps (``ser.features.augment``), or None.
         config: the resolved run config, stored in checkpoints so a model can be rebuilt from it.
     """
@@ -37,6 +39,7 @@ class SERModule(L.LightningModule):
         optimizer: Callable,
         scheduler: Callable | None = None,
         head_dropout: float = 0.0,
+        input_stats: bool = False,
         augment: nn.Module | None = None,
         config: dict | None = None,
     ):
@@ -44,7 +47,8 @@ class SERModule(L.LightningModule):
         self.save_hyperparameters(ignore=["frontend", "encoder", "loss", "optimizer", "scheduler", "augment"])
         self.augment = augment
         self.frontend, self.encoder, self.loss = frontend, encoder, loss
-        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(encoder.out_dim, len(class_names)))
+        stats = frontend.out_features if input_stats else 0
+        self.head = Head(encoder.out_dim, len(class_names), head_dropout, input_stats=stats)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.class_names = list(class_names)
         self.train_metrics = EmotionMetrics(class_names, "train")
@@ -56,7 +60,7 @@ class SERModule(L.LightningModule):
         """waves (B, T), lengths (B,) in samples -> logits (B, C); ``speakers`` only for normalize=speaker."""
         feats, frames = self.frontend(waves, lengths, speakers)  # (B, F, T'), (B,)
         emb = self.encoder(feats, frames)  # (B, D)
-        return self.head(emb)  # (B, C)
+        return self.head(emb, feats, frames)  # (B, C)
 
     def on_fit_start(self) -> None:
         # Global feature statistics come from the training split only (never val or test speakers).
@@ -73,7 +77,8 @@ class SERModule(L.LightningModule):
         if stage == "train" and self.augment is not None:
             waves, lengths = self.augment.waves(batch["waves"], batch["lengths"])
             feats, frames = self.frontend(waves, lengths, batch.get("speakers"))  # (B, F, T'), (B,)
-            logits = self.head(self.encoder(self.augment.features(feats, frames), frames))
+            feats = self.augment.features(feats, frames)
+            logits = self.head(self.encoder(feats, frames), feats, frames)
         else:
             logits = self(batch["waves"], batch["lengths"], batch.get("speakers"))
         loss = self.loss(logits, batch["labels"])
