@@ -112,6 +112,13 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
     logger = instantiate(cfg.logger, save_dir=str(run_dir))
     callbacks = [instantiate(c, **({"dirpath": str(run_dir / "checkpoints")} if "dirpath" in c else {}))
                  for c in cfg.callbacks.values()]
+    if not fold.val:
+        # split.val=0: nothing to select on; keep last.ckpt (resume) and test the last or averaged weights.
+        if not any(isinstance(c, AverageLastEpochs) for c in callbacks):
+            log.warning("split.val=0 without callbacks=average: testing the weights of the last epoch")
+        for c in callbacks:
+            if isinstance(c, L.pytorch.callbacks.ModelCheckpoint):
+                c.monitor, c.save_top_k = None, 0
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir))
     log.info("fold %s: %d train / %d val / %d test utterances, test speakers %s",
              fold.name, len(fold.train), len(fold.val), len(fold.test), fold.test_speakers)
@@ -165,10 +172,11 @@ def cross_validate(cfg: DictConfig, dm: SERDataModule, folds: list[Fold], run_di
     return mean
 
 
-def _eta(start: float, done: int, total: int) -> str:
+def _eta(start: float, done: int, remaining: int) -> str:
+    """The time left for ``remaining`` folds at the pace of the ``done`` folds trained since ``start``."""
     if not done:
         return ""
-    left = (time.monotonic() - start) / done * (total - done)
+    left = (time.monotonic() - start) / done * remaining
     return f", about {left / 60:.1f} min left"
 
 

@@ -49,13 +49,14 @@ def test_bad_epoch_count_is_named():
         AverageLastEpochs(epochs=0)
 
 
-def test_a_run_with_averaging_tests_and_diagnoses_the_averaged_checkpoint(tmp_path):
+def test_a_run_without_validation_tests_and_diagnoses_the_averaged_checkpoint(tmp_path):
     from ser.train import train
     from tests.conftest import compose_config
 
-    cfg = compose_config(["debug=smoke", "callbacks=average", "callbacks.average.epochs=1"], tmp_path / "run",
-                         tmp_path / "cache")
-    train(cfg)
+    overrides = ["debug=smoke", "split.val=0", "callbacks=average", "callbacks.average.epochs=1"]
+    cfg = compose_config(overrides, tmp_path / "run", tmp_path / "cache")
+    metrics = train(cfg)
     run = Path(cfg.paths.output_dir)
-    assert (run / "metrics.json").is_file()
+    assert "test/ua" in metrics and "val/ua" not in metrics  # nothing was validated, nothing selected
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["averaged.ckpt", "last.ckpt"]
     assert best_checkpoint(run) == run / "checkpoints" / "averaged.ckpt"

@@ -62,6 +62,16 @@ def test_loso_one_fold_per_speaker_val_never_test():
         LOSOSplit(fold=6).folds(utts)
 
 
+def test_val_zero_trains_on_every_other_speaker():
+    utts = corpus(6, 4)
+    for fold in LOSOSplit(val=0).folds(utts):
+        assert not fold.val and len(fold.train) == 5 * 4
+    two = corpus(2, 10)  # the one-training-speaker case holds out no utterances either
+    assert not HoldoutSplit(test=0.5, val=0).folds(two)[0].val
+    with pytest.raises(ValueError, match="split.test"):
+        HoldoutSplit(test=0).folds(utts)
+
+
 def test_kfold_tests_every_speaker_once():
     utts = corpus(10, 2)
     folds = KFoldSplit(k=3, seed=1).folds(utts)

@@ -207,7 +207,9 @@ class SERDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.fold.train, train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.fold.val:  # split.val=0: no validation speakers, so no validation loop
+            return []
         return self._loader(self.fold.val, train=False)
 
     def test_dataloader(self) -> DataLoader:

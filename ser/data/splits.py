@@ -52,8 +52,10 @@ def check_disjoint(utterances: Sequence[Utterance], fold: Fold) -> None:
 
 
 def _pick(pool: list[str], spec, rng, what: str) -> list[str]:
-    """Speakers from a list (kept as given) or a fraction of ``pool`` (at least one)."""
+    """Speakers from a list (kept as given) or a fraction of ``pool`` (at least one; ``val`` may be 0: none)."""
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        if what == "val" and spec == 0:
+            return []  # no validation: every remaining speaker trains (test the last or averaged weights)
         if not 0 < spec < 1:
             raise ValueError(f"split.{what}: a fraction must lie in (0, 1), got {spec}")
         k = max(1, int(round(spec * len(pool))))
@@ -81,7 +83,8 @@ def make_fold(utterances: Sequence[Utterance], name: str, test: list[str], val_s
             "utterances of the training speaker.", name, rest[0], test,
         )
         train_ix = [i for i, u in enumerate(utterances) if u.speaker in rest]
-        val_ix = sorted(rng.permutation(train_ix)[: max(1, len(train_ix) * 15 // 100)].tolist())
+        share = 0 if val_spec == 0 else max(1, len(train_ix) * 15 // 100)
+        val_ix = sorted(rng.permutation(train_ix)[:share].tolist())
         chosen = set(val_ix)
         train_ix = [i for i in train_ix if i not in chosen]
         test_ix = [i for i, u in enumerate(utterances) if u.speaker in test]
