@@ -51,3 +51,15 @@ def test_specaugment_masks_only_valid_frames():
 def test_unknown_noise_color_is_named():
     with pytest.raises(ValueError, match="augment.colors"):
         Augment(colors=["purple"])
+
+
+def test_speed_perturbation_resamples_the_signal_not_just_the_length():
+    """A 200 Hz tone at 0.9x speed comes out at 180 Hz; rows left alone are untouched."""
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 200 * t)
+    torch.manual_seed(0)
+    out, lengths = Augment(speed_p=1.0, speeds=[0.9]).waves(tone[None].repeat(2, 1), torch.tensor([16000, 16000]))
+    peak = torch.fft.rfft(out[0, : lengths[0]]).abs().argmax() * 16000 / int(lengths[0])
+    assert abs(float(peak) - 180) < 2
+    same, _ = Augment(speed_p=1.0, speeds=[1.0]).waves(tone[None], torch.tensor([16000]))
+    assert torch.equal(same[0], tone)
