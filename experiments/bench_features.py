@@ -1,6 +1,6 @@
 """Feature extraction speed on EmoDB: this project's batched frontend against librosa per file.
 
-    python experiments/bench_features.py [--emodb DIR] [--device cpu|cuda] [--batch 32] [--repeats 5]
+    python experiments/bench_features.py [--emodb DIR] [--device cpu|cuda] [--batch 32] [--repeats 10]
 
 The audio is decoded once, outside the timing. Our frontend runs over length-bucketed batches
 (64-band log-mel, 25 ms / 10 ms, n_fft 512; and 40 MFCCs on the same bands), librosa over each
@@ -108,7 +108,7 @@ def main() -> None:
     p.add_argument("--emodb", default=DEFAULT_EMODB)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=10)
     args = p.parse_args()
     device = torch.device(args.device)
     waves = load_corpus(Path(args.emodb))
