@@ -113,10 +113,10 @@ def main() -> None:
     device = torch.device(args.device)
     waves = load_corpus(Path(args.emodb))
     seconds = sum(w.size for w in waves) / 16000
-    logmel = LogMel(normalize="none").eval()
+    logmel = LogMel().eval()
     diff = check_agreement(waves, logmel)
     batches = buckets(waves, args.batch, device)
-    mfcc = MFCC(n_mfcc=40, normalize="none").eval().to(device)
+    mfcc = MFCC(n_mfcc=40).eval().to(device)
     logmel = logmel.to(device)
     contenders = {
         f"ser log-mel 64 ({device.type}, batch {args.batch})": lambda: pass_frontend(logmel, batches, device),

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ser.cv import summarize, write_summary
 from ser.diagnose.analysis import confusion, precision_recall_f1, ua
 from ser.inspect import compose_cli
+from ser.train import build_frontend
 
 log = logging.getLogger(__name__)
 OWN_ARGS = ("classifiers", "out", "normalize")
@@ -41,8 +42,8 @@ def functionals(frontend, waves: list[torch.Tensor], batch: int = 32) -> np.ndar
     """(N, 6 F) utterance functionals: per feature row mean, std, p10, p50, p90, mean |delta|."""
     rows = []
     for w in tqdm(waves, desc="functionals", unit="utt", leave=False):
-        feats = frontend.features(w[None], torch.tensor([w.numel()]))[0]  # (F, T)
-        feats = feats[:, : int(frontend.frame_lengths(torch.tensor(w.numel())))]
+        feats, frames = frontend(w[None], torch.tensor([w.numel()]))
+        feats = feats[0, :, : int(frames[0])]  # (F, T)
         q = torch.quantile(feats, torch.tensor([0.1, 0.5, 0.9]), dim=1)  # (3, F)
         delta = (feats[:, 1:] - feats[:, :-1]).abs().mean(1) if feats.shape[1] > 1 else torch.zeros(len(feats))
         rows.append(torch.cat([feats.mean(1), feats.std(1, correction=0), *q, delta]).numpy())
@@ -100,7 +101,7 @@ def run(cfg, classifiers: list[str], out: Path, normalize: str = "train") -> dic
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.load()
-    frontend = instantiate(cfg.features, normalize="none").eval()  # the classifier standardises, per fold
+    frontend = build_frontend(cfg)[0].eval()  # unnormalised: the classifier standardises, per fold
     X = functionals(frontend, dm.waves)
     y = np.array([dm.class_names.index(u.label) for u in dm.utterances])
     if normalize == "speaker":

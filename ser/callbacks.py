@@ -8,9 +8,42 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ser.features.normalize import Moments
+
 log = logging.getLogger(__name__)
 
 AVERAGED = "averaged.ckpt"
+
+
+class FitFeatureNorm(L.Callback):
+    """Hand the model's feature normalisation its statistics before training starts.
+
+    ``features.normalize=global``: per-row mean and std over the training split's frames (never
+    validation or test speakers). ``speaker``: also each speaker's own, from every utterance of the
+    fold, test speakers included, without labels (transductive). Statistics already in the model
+    (a resumed run) are kept. ``ser.train`` adds this callback to every run.
+    """
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        norm, dm = pl_module.normalizer, trainer.datamodule
+        if norm.needs_fit:
+            norm.fit(self.moments(pl_module, dm.train_dataloader(), groups=1))
+        if norm.needs_speakers:
+            norm.fit_speakers(self.moments(pl_module, dm.speaker_dataloader(), groups=len(dm.speakers), key="speakers"))
+
+    @staticmethod
+    @torch.no_grad()
+    def moments(pl_module: L.LightningModule, loader, groups: int, key: str | None = None) -> Moments:
+        """The frontend's features over ``loader`` (before normalisation), grouped by ``batch[key]``."""
+        device = pl_module.device
+
+        def pairs():
+            for batch in loader:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                feats, frames = pl_module.frontend_features(batch)
+                yield feats, frames, batch[key] if key else None
+
+        return Moments.of(pairs(), groups, pl_module.frontend.out_features, device)
 
 
 class AverageLastEpochs(L.Callback):

@@ -21,21 +21,22 @@ import torch
 from torch import nn
 
 from ser.checkpoint import load_model
+from ser.models.module import Pipeline
 
 USAGE = "usage: python -m ser.export ckpt=<checkpoint> format=torchscript|onnx [out=<file>] [atol=1e-4]"
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 
 
-class WaveformClassifier(nn.Module):
-    """waves (B, T), lengths (B,) -> probabilities (B, C): frontend, encoder, head and softmax."""
+class WaveformClassifier(Pipeline, nn.Module):
+    """waves (B, T), lengths (B,) -> probabilities (B, C): the trained model's own ``features`` and
+    ``classify``, then a softmax, without the training machinery (metrics, loss, optimiser)."""
 
-    def __init__(self, frontend: nn.Module, encoder: nn.Module, head: nn.Module):
+    def __init__(self, model: Pipeline):
         super().__init__()
-        self.frontend, self.encoder, self.head = frontend, encoder, head
+        self.frontend, self.normalizer, self.encoder, self.head = model.frontend, model.normalizer, model.encoder, model.head
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
-        return self.head(self.encoder(feats, frames), feats, frames).softmax(-1)  # (B, C)
+        return self.classify(*self.features(waves, lengths)).softmax(-1)  # (B, C)
 
 
 def example_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +52,7 @@ def export(ckpt: str | Path, fmt: str, out: str | Path | None = None, atol: floa
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: choose one of {sorted(FORMATS)}")
     model = load_model(ckpt)
-    net = WaveformClassifier(model.frontend, model.encoder, model.head).eval()
+    net = WaveformClassifier(model).eval()
     rate = model.frontend.sample_rate
     out = Path(out) if out else Path(ckpt).resolve().parent.parent / "export" / f"model{FORMATS[fmt]}"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from ser.callbacks import AverageLastEpochs
+from ser.callbacks import AverageLastEpochs, FitFeatureNorm
 from ser.cv import summarize, write_summary
 from ser.data.datamodule import SERDataModule
 from ser.data.splits import Fold
@@ -24,9 +24,17 @@ from ser.models.module import SERModule
 log = logging.getLogger(__name__)
 
 
+def build_frontend(cfg: DictConfig) -> tuple[torch.nn.Module, str]:
+    """The frontend of ``cfg.features`` and its normalisation mode (``features.normalize``, which
+    configures the separate normalisation module, not the frontend)."""
+    features = OmegaConf.to_container(cfg.features, resolve=True)
+    normalize = features.pop("normalize", "global")
+    return instantiate(features), normalize
+
+
 def build_module(cfg: DictConfig, class_names: list[str], class_counts: list[int]) -> SERModule:
-    """Frontend, encoder, loss and optimizer from the config; the head is sized by the classes."""
-    frontend = instantiate(cfg.features)
+    """Frontend, normalisation, encoder, loss and optimizer from the config; the head is sized by the classes."""
+    frontend, normalize = build_frontend(cfg)
     encoder = instantiate(cfg.model, in_features=frontend.out_features)
     return SERModule(
         frontend=frontend,
@@ -39,6 +47,7 @@ def build_module(cfg: DictConfig, class_names: list[str], class_counts: list[int
         input_stats=cfg.module.get("input_stats", False),
         augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         config=OmegaConf.to_container(cfg, resolve=True),
+        normalize=normalize,
     )
 
 
@@ -112,6 +121,7 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
     logger = instantiate(cfg.logger, save_dir=str(run_dir))
     callbacks = [instantiate(c, **({"dirpath": str(run_dir / "checkpoints")} if "dirpath" in c else {}))
                  for c in cfg.callbacks.values()]
+    callbacks.append(FitFeatureNorm())  # the normalisation statistics of this fold's training split
     if not fold.val:
         # split.val=0: nothing to select on; keep last.ckpt (resume) and test the last or averaged weights.
         if not any(isinstance(c, AverageLastEpochs) for c in callbacks):
@@ -120,6 +130,8 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
             if isinstance(c, L.pytorch.callbacks.ModelCheckpoint):
                 c.monitor, c.save_top_k = None, 0
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir))
+    # A frozen upstream runs once per utterance, on the device training will use (a no-op for other frontends).
+    dm.use_frontend(module.frontend, trainer.strategy.root_device, module.augment is not None and module.augment.on_waves)
     log.info("fold %s: %d train / %d val / %d test utterances, test speakers %s",
              fold.name, len(fold.train), len(fold.val), len(fold.test), fold.test_speakers)
     # Checkpoints hold only tensors and plain values: read them with weights_only=True (no code runs on load).

@@ -6,6 +6,8 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
 
+from ser.train import build_frontend
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -13,8 +15,8 @@ def test_defaults_compose_and_instantiate(make_cfg):
     cfg = make_cfg()
     assert cfg.model._target_.endswith("LSTMEncoder")
     assert cfg.data.corpus._target_.endswith("SyntheticCorpus")
-    frontend = instantiate(cfg.features)
-    assert frontend.out_features == 64
+    frontend, normalize = build_frontend(cfg)
+    assert frontend.out_features == 64 and normalize == "global"
 
 
 @pytest.mark.parametrize("group", sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"))

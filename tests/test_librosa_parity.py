@@ -31,7 +31,7 @@ def librosa_mel(x):
 
 
 def test_log_mel_matches_librosa(wave):
-    ours, _ = LogMel(normalize="none")(torch.from_numpy(wave)[None], torch.tensor([wave.size]))
+    ours, _ = LogMel()(torch.from_numpy(wave)[None], torch.tensor([wave.size]))
     ref = np.log(librosa_mel(wave) + 1e-6)
     assert ours.shape[1:] == ref.shape
     loud = ref > -10
@@ -39,7 +39,7 @@ def test_log_mel_matches_librosa(wave):
 
 
 def test_mfcc_matches_librosa(wave):
-    ours, _ = MFCC(n_mfcc=40, normalize="none")(torch.from_numpy(wave)[None], torch.tensor([wave.size]))
+    ours, _ = MFCC(n_mfcc=40)(torch.from_numpy(wave)[None], torch.tensor([wave.size]))
     ref = librosa.feature.mfcc(S=10 * np.log10(librosa_mel(wave) + 1e-6), n_mfcc=40, dct_type=2, norm="ortho")
     scaled = ours[0].numpy() * 10 / math.log(10)
     np.testing.assert_allclose(scaled, ref, atol=1e-3 * np.abs(ref).max())

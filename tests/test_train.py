@@ -88,5 +88,5 @@ def test_per_speaker_normalisation_trains_with_a_table_of_every_speaker(make_cfg
     assert 0.0 <= metrics["test/ua"] <= 1.0
     model = load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
     n_speakers = cfg.data.corpus.num_speakers
-    assert model.frontend.speaker_mean.shape == (n_speakers, model.frontend.out_features)
-    assert model.frontend.speaker_std.min() > 0
+    assert model.normalizer.speaker_mean.shape == (n_speakers, model.frontend.out_features)
+    assert model.normalizer.speaker_std.min() > 0

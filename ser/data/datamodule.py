@@ -15,9 +15,10 @@ from tqdm.auto import tqdm
 from ser.audio import AudioCache, AudioError, load_audio
 from ser.corpora.labels import canonical, ordered
 from ser.corpora.utterance import Utterance
-from ser.data.dataset import WaveDataset, collate
+from ser.data.dataset import ClipDataset, collate
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
 from ser.data.splits import Fold, check_disjoint
+from ser.data.upstream_cache import UpstreamCache
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class SERDataModule(L.LightningDataModule):
             to create controlled imbalance; validation and test sets are untouched.
         pin_memory: pin host memory for faster copies to a GPU.
         seed: batch order.
+        feature_cache_dir: a frozen upstream's output is kept here across runs (``use_frontend``);
+            None keeps it in memory only.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class SERDataModule(L.LightningDataModule):
         train_fraction: dict[str, float] | None = None,
         pin_memory: bool = False,
         seed: int = 0,
+        feature_cache_dir: str | None = None,
     ):
         super().__init__()
         if on_bad_file not in ("error", "skip"):
@@ -80,6 +84,10 @@ class SERDataModule(L.LightningDataModule):
         self.sampler = sampler
         self.train_fraction = {canonical(k): float(v) for k, v in (train_fraction or {}).items()}
         self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
+        self.upstream_cache = UpstreamCache(feature_cache_dir)
+        self.cached: list | None = None  # a frozen upstream's output per utterance (use_frontend)
+        self.cached_key, self.frames_per_sample = None, 0.0
+        self.train_from_waves = False
         self.utterances: list[Utterance] = []
         self.waves = []
         self.skipped: list[dict] = []
@@ -162,6 +170,29 @@ class SERDataModule(L.LightningDataModule):
             keep += ix
         return replace(fold, train=sorted(keep))
 
+    def use_frontend(self, frontend, device="cpu", wave_augment: bool = False) -> None:
+        """Serve a frozen upstream's output instead of waves, computed once for every utterance.
+
+        ``frontend.cacheable`` (a frozen upstream) turns it on: ``frontend.encode`` runs once per
+        utterance (``UpstreamCache``: in memory for this data module's life, so every fold reuses it,
+        and on disk for later runs), and batches carry ``feats`` and ``frames`` cropped in frames.
+        Other frontends get waves as before. ``wave_augment``: training batches stay waves (the
+        upstream runs on the augmented audio every step); evaluation still reads the cache.
+        """
+        if not getattr(frontend, "cacheable", False):
+            self.cached = self.cached_key = None
+            return
+        self.load()
+        key = frontend.cache_key()
+        if key != self.cached_key:
+            self.cached = self.upstream_cache.features(frontend, self.waves, device)
+            self.cached_key = key
+            self.frames_per_sample = 1 / frontend.hop_length
+        self.train_from_waves = wave_augment
+        if wave_augment:
+            log.info("wave-level augmentation is on, so training batches run the upstream on augmented audio every "
+                     "step; the %s feature cache serves evaluation only", type(frontend).__name__)
+
     # -- views of the current fold ----------------------------------------------------------
     def label_index(self, i: int) -> int:
         return self.class_names.index(self.utterances[i].label)
@@ -170,11 +201,14 @@ class SERDataModule(L.LightningDataModule):
         counts = Counter(self.utterances[i].label for i in self.fold.train)
         return [counts.get(name, 0) for name in self.class_names]
 
-    def _dataset(self, indices: list[int], max_s: float | None, train: bool) -> WaveDataset:
+    def _dataset(self, indices: list[int], max_s: float | None, train: bool) -> ClipDataset:
         cap = int(max_s * self.sample_rate) if max_s else None
+        clips = self.waves
+        if self.cached is not None and not (train and self.train_from_waves):
+            clips, cap = self.cached, cap and int(cap * self.frames_per_sample) + 1  # crops in frames
         speaker_index = {s: k for k, s in enumerate(self.speakers)}
         speakers = [speaker_index[self.utterances[i].speaker] for i in indices]
-        return WaveDataset([self.waves[i] for i in indices], [self.label_index(i) for i in indices], cap, train, speakers)
+        return ClipDataset([clips[i] for i in indices], [self.label_index(i) for i in indices], cap, train, speakers)
 
     def _loader(self, indices: list[int], train: bool) -> DataLoader:
         if not indices:

@@ -1,4 +1,4 @@
-"""Waves in memory, cropped per item, collated into zero-padded batches."""
+"""Clips in memory (waves, or a frozen upstream's cached frames), cropped per item, collated into padded batches."""
 
 from __future__ import annotations
 
@@ -6,52 +6,55 @@ import torch
 from torch.utils.data import Dataset
 
 
-class WaveDataset(Dataset):
-    """Decoded waves and their class indices.
+class ClipDataset(Dataset):
+    """Decoded waves (T,) or cached upstream features (F, T'), and their class indices.
 
     Args:
-        waves: mono float32 tensors (T,), already at the model's sample rate.
-        labels: class index per wave.
-        max_samples: longer waves are cropped to this many samples (None keeps them whole).
+        clips: mono float32 waves (T,) at the model's sample rate, or feature frames (F, T').
+        labels: class index per clip.
+        max_len: longer clips are cropped to this many samples or frames (None keeps them whole).
         random_crop: crop at a random offset (training) rather than the centre (evaluation).
-        speakers: speaker index per wave (for per-speaker normalisation); -1 everywhere when None.
+        speakers: speaker index per clip (for per-speaker normalisation); -1 everywhere when None.
     """
 
     def __init__(
         self,
-        waves: list[torch.Tensor],
+        clips: list[torch.Tensor],
         labels: list[int],
-        max_samples: int | None = None,
+        max_len: int | None = None,
         random_crop: bool = False,
         speakers: list[int] | None = None,
     ):
-        self.waves, self.labels = waves, labels
-        self.speakers = speakers if speakers is not None else [-1] * len(waves)
-        self.max_samples, self.random_crop = max_samples, random_crop
+        self.clips, self.labels = clips, labels
+        self.speakers = speakers if speakers is not None else [-1] * len(clips)
+        self.max_len, self.random_crop = max_len, random_crop
 
     def __len__(self) -> int:
-        return len(self.waves)
+        return len(self.clips)
 
     def lengths(self) -> list[int]:
-        """Lengths after cropping, for length-bucketed batching."""
-        cap = self.max_samples or max(w.numel() for w in self.waves)
-        return [min(w.numel(), cap) for w in self.waves]
+        """Lengths (last axis) after cropping, for length-bucketed batching."""
+        cap = self.max_len or max(c.shape[-1] for c in self.clips)
+        return [min(c.shape[-1], cap) for c in self.clips]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int]:
-        wave = self.waves[i]
-        if self.max_samples and wave.numel() > self.max_samples:
-            spare = wave.numel() - self.max_samples
+        clip = self.clips[i]
+        if self.max_len and clip.shape[-1] > self.max_len:
+            spare = clip.shape[-1] - self.max_len
             start = int(torch.randint(spare + 1, ()).item()) if self.random_crop else spare // 2
-            wave = wave[start : start + self.max_samples]
-        return wave, self.labels[i], i, self.speakers[i]
+            clip = clip[..., start : start + self.max_len]
+        return clip, self.labels[i], i, self.speakers[i]
 
 
 def collate(items: list[tuple[torch.Tensor, int, int, int]]) -> dict[str, torch.Tensor]:
-    """-> waves (B, T) zero-padded, lengths (B,), labels (B,), index (B,) into the dataset, speakers (B,)."""
-    waves, labels, index, speakers = zip(*items)
-    lengths = torch.tensor([w.numel() for w in waves])
-    batch = torch.zeros(len(waves), int(lengths.max()))
-    for row, w in zip(batch, waves):
-        row[: w.numel()] = w
-    return {"waves": batch, "lengths": lengths, "labels": torch.tensor(labels), "index": torch.tensor(index),
+    """Zero-padded along time -> waves (B, T) and lengths (B,) in samples, or, for cached upstream
+    features, feats (B, F, T') float32 and frames (B,); with labels (B,), index (B,) into the
+    dataset and speakers (B,)."""
+    clips, labels, index, speakers = zip(*items)
+    lengths = torch.tensor([c.shape[-1] for c in clips])
+    batch = torch.zeros(len(clips), *clips[0].shape[:-1], int(lengths.max()))
+    for row, c in zip(batch, clips):
+        row[..., : c.shape[-1]] = c
+    names = ("waves", "lengths") if clips[0].dim() == 1 else ("feats", "frames")
+    return {names[0]: batch, names[1]: lengths, "labels": torch.tensor(labels), "index": torch.tensor(index),
             "speakers": torch.tensor(speakers)}

@@ -27,35 +27,6 @@ class FoldResult:
     occlusion: dict[str, float] = field(default_factory=dict)  # feature group -> UA with it occluded
 
 
-def feature_groups(frontend, n_bands: int = 8) -> dict[str, list[int]]:
-    """Named groups of the frontend's output rows: contiguous slices of the base rows (mel bands with
-    their centre frequencies, or MFCC coefficients), then deltas, delta-deltas, prosody, spectral."""
-    base = frontend.base_rows
-    groups: dict[str, list[int]] = {}
-    step = max(1, -(-base // n_bands))
-    is_mfcc = hasattr(frontend, "dct")
-    if not is_mfcc:
-        fb = frontend.mel.mel_scale.fb  # (n_freqs, n_mels)
-        peak_hz = fb.argmax(0).float() * frontend.sample_rate / (2 * (fb.shape[0] - 1))
-    for start in range(0, base, step):
-        stop = min(base, start + step)
-        if is_mfcc:
-            name = f"MFCC {start}-{stop - 1}"
-        else:
-            name = f"mel {start}-{stop - 1} ({peak_hz[start]:.0f}-{peak_hz[stop - 1]:.0f} Hz)"
-        groups[name] = list(range(start, stop))
-    row = base
-    for name in ("deltas", "delta-deltas")[: frontend.deltas]:
-        groups[name] = list(range(row, row + base))
-        row += base
-    for name, part in (("prosody (F0, voicing, energy, ZCR)", frontend.prosody),
-                       ("spectral (centroid, bandwidth, roll-off, flatness)", frontend.spectral)):
-        if part is not None:
-            groups[name] = list(range(row, row + 4))
-            row += 4
-    return groups
-
-
 @torch.no_grad()
 def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlude: bool = True) -> FoldResult:
     """Predict the fold's test split with ``model`` (eval mode) on the data module ``dm``.
@@ -67,7 +38,7 @@ def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlu
     dm.use_fold(fold)
     device = next(model.parameters()).device
     n_classes = len(model.class_names)
-    groups = feature_groups(model.frontend) if occlude else {}
+    groups = model.frontend.row_groups() if occlude else {}
     probs, labels, index = [], [], []
     noisy = {snr: [] for snr in snrs}
     occluded = {g: [] for g in groups}
@@ -83,11 +54,11 @@ def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlu
             loud = add_noise(waves, lengths, torch.full((len(waves),), float(snr), device=device), "white")
             noisy[snr].append(model(loud, lengths, speakers).argmax(-1).cpu())
         if groups:
-            feats, frames = model.frontend(waves, lengths, speakers)
+            feats, frames = model.features(waves, lengths, speakers)
             for name, rows in groups.items():
                 hidden = feats.clone()
                 hidden[:, rows] = 0.0
-                occluded[name].append(model.head(model.encoder(hidden, frames), hidden, frames).argmax(-1).cpu())
+                occluded[name].append(model.classify(hidden, frames).argmax(-1).cpu())
     torch.random.set_rng_state(generator_state)
     probs, labels = torch.cat(probs).numpy(), torch.cat(labels).numpy()
     utts = [dm.utterances[fold.test[i]] for i in torch.cat(index).tolist()]

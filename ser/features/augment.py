@@ -89,6 +89,11 @@ class Augment(nn.Module):
         self.spec_p, self.freq_masks, self.freq_width = spec_p, freq_masks, freq_width
         self.time_masks, self.time_width = time_masks, time_width
 
+    @property
+    def on_waves(self) -> bool:
+        """True when any wave-level step is on (the frontend must then see the augmented audio)."""
+        return max(self.noise_p, self.gain_p, self.speed_p, self.pitch_p) > 0
+
     def _chosen(self, p: float, n: int, device) -> torch.Tensor:
         return torch.rand(n, device=device) < p
 

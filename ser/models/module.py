@@ -8,14 +8,57 @@ import lightning as L
 import torch
 from torch import nn
 
+from ser.features.normalize import FeatureNorm
 from ser.models.head import Head
 from ser.models.metrics import EmotionMetrics
 
 STAGES = ("train", "val", "test")
 
 
-class SERModule(L.LightningModule):
-    """waves (B, T) -> frontend -> (B, F, T') -> encoder -> (B, D) -> head -> logits (B, C).
+class Pipeline:
+    """The one path from waves to logits, shared by training, ``ser.export`` and ``ser.diagnose``:
+    ``features`` (frontend, then normalisation) and ``classify`` (encoder, then head)."""
+
+    frontend: nn.Module
+    normalizer: FeatureNorm
+    encoder: nn.Module
+    head: nn.Module
+
+    def features(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None):
+        """waves (B, T), lengths (B,) in samples -> normalised feats (B, F, T'), frames (B,);
+        ``speakers`` (B,) only for normalize=speaker."""
+        feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
+        return self.normalizer(feats, frames, speakers), frames
+
+    def classify(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """feats (B, F, T'), frames (B,) -> logits (B, C)."""
+        emb = self.encoder(feats, frames)  # (B, D)
+        return self.head(emb, feats, frames)  # (B, C)
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
+        """waves (B, T), lengths (B,) in samples -> logits (B, C)."""
+        return self.classify(*self.features(waves, lengths, speakers))
+
+
+# Checkpoints from before the frontend was split kept the normalisation statistics in the
+# frontend, and buffers derived from the settings (window, filterbank, DCT) in the state dict.
+_MOVED = {f"frontend.{name}": f"normalizer.{name}" for name in ("mean", "std", "fitted", "speaker_mean", "speaker_std")}
+_DERIVED = ("frontend.mel.", "frontend.dct")
+
+
+def _upgrade_state_dict(module, state_dict, prefix, *args) -> None:
+    """Load-state-dict pre hook: rename the keys of earlier checkpoints to today's layout."""
+    if prefix + "normalizer.mean" in state_dict:
+        return
+    for old, new in _MOVED.items():
+        if prefix + old in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
+    for key in [k for k in state_dict if k.startswith(tuple(prefix + d for d in _DERIVED))]:
+        del state_dict[key]
+
+
+class SERModule(Pipeline, L.LightningModule):
+    """waves (B, T) -> frontend -> normalisation -> (B, F, T') -> encoder -> (B, D) -> head -> logits (B, C).
 
     Args:
         frontend: waves and lengths -> features (B, F, T') and frame lengths (``ser.features``).
@@ -28,6 +71,8 @@ class SERModule(L.LightningModule):
         input_stats: also feed the mean and std of the input features to the head (``ser.models.head``).
         augment: training-time augmentation with ``waves`` and ``features`` steps (``ser.features.augment``), or None.
         config: the resolved run config, stored in checkpoints so a model can be rebuilt from it.
+        normalize: the feature normalisation (``ser.features.normalize.FeatureNorm``); its statistics are
+            handed to it before training (``ser.callbacks.FitFeatureNorm``).
     """
 
     def __init__(
@@ -42,11 +87,14 @@ class SERModule(L.LightningModule):
         input_stats: bool = False,
         augment: nn.Module | None = None,
         config: dict | None = None,
+        normalize: str = "global",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["frontend", "encoder", "loss", "optimizer", "scheduler", "augment"])
         self.augment = augment
         self.frontend, self.encoder, self.loss = frontend, encoder, loss
+        self.normalizer = FeatureNorm(normalize, frontend.out_features)
+        self.register_load_state_dict_pre_hook(_upgrade_state_dict)
         stats = frontend.out_features if input_stats else 0
         self.head = Head(encoder.out_dim, len(class_names), head_dropout, input_stats=stats)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -56,31 +104,29 @@ class SERModule(L.LightningModule):
         self.test_metrics = EmotionMetrics(class_names, "test")
         self.last_confusion: dict[str, torch.Tensor] = {}
 
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
-        """waves (B, T), lengths (B,) in samples -> logits (B, C); ``speakers`` only for normalize=speaker."""
-        feats, frames = self.frontend(waves, lengths, speakers)  # (B, F, T'), (B,)
-        emb = self.encoder(feats, frames)  # (B, D)
-        return self.head(emb, feats, frames)  # (B, C)
+    def frontend_features(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch's features before normalisation, (B, F, T') and frames (B,): from its waves, or, for a
+        frozen upstream, from the cached upstream output the data module put in the batch (``feats``)."""
+        if "feats" in batch:
+            return self.frontend.from_cache(batch["feats"], batch["frames"])
+        return self.frontend(batch["waves"], batch["lengths"])
 
-    def on_fit_start(self) -> None:
-        # Global feature statistics come from the training split only (never val or test speakers).
-        normalize = getattr(self.frontend, "normalize", None)
-        if normalize in ("global", "speaker") and not self.frontend.fitted:
-            self.frontend.fit_stats(self.trainer.datamodule.train_dataloader())
-        if normalize == "speaker" and not len(self.frontend.speaker_mean):
-            # Transductive: each speaker's statistics, test speakers included, from their unlabelled audio.
-            dm = self.trainer.datamodule
-            self.frontend.fit_speaker_stats(dm.speaker_dataloader(), len(dm.speakers))
+    def on_train_epoch_start(self) -> None:
+        # Fine-tuning an upstream (features.freeze=false) starts after its warm-up epochs.
+        if getattr(self.frontend, "freeze", True) is False:
+            self.frontend.set_trainable(self.current_epoch >= self.frontend.warmup_epochs)
 
     # -- one step for every stage ------------------------------------------------------------
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        if stage == "train" and self.augment is not None:
-            waves, lengths = self.augment.waves(batch["waves"], batch["lengths"])
-            feats, frames = self.frontend(waves, lengths, batch.get("speakers"))  # (B, F, T'), (B,)
-            feats = self.augment.features(feats, frames)
-            logits = self.head(self.encoder(feats, frames), feats, frames)
-        else:
-            logits = self(batch["waves"], batch["lengths"], batch.get("speakers"))
+        augment = self.augment if stage == "train" else None
+        if augment is not None and "waves" in batch:
+            batch = dict(batch)
+            batch["waves"], batch["lengths"] = augment.waves(batch["waves"], batch["lengths"])
+        feats, frames = self.frontend_features(batch)  # (B, F, T'), (B,)
+        feats = self.normalizer(feats, frames, batch.get("speakers"))
+        if augment is not None:
+            feats = augment.features(feats, frames)
+        logits = self.classify(feats, frames)  # (B, C)
         loss = self.loss(logits, batch["labels"])
         if stage == "train" and not torch.isfinite(loss):
             self._stop_on_non_finite(loss)
@@ -134,7 +180,13 @@ class SERModule(L.LightningModule):
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        # A fine-tuned upstream learns at its own rate (features.lr); a frozen one is not optimised at all.
+        net = getattr(self.frontend, "net", None)
+        upstream = list(net.parameters()) if net is not None and not self.frontend.freeze else []
+        tuned = {id(p) for p in upstream}
+        rest = [p for p in self.parameters() if id(p) not in tuned and p.requires_grad]
+        groups = [{"params": rest}] + ([{"params": upstream, "lr": self.frontend.lr}] if upstream else [])
+        optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))

@@ -1,13 +1,33 @@
-"""Frame-level prosodic and spectral descriptors, batched and aligned with the STFT frames.
+"""Extra feature rows stacked under the spectrogram's: deltas, prosody and spectral descriptors.
 
-Both return (B, k, T') rows on the device of their input, with frame ``i`` centred on sample
-``i * hop`` and zero padding beyond the signal, exactly like the log-mel frames they stack with.
+Each returns (B, k, T') rows on the device of its input, with frame ``i`` centred on sample
+``i * hop``, exactly like the log-mel frames they stack with.
 """
 
 from __future__ import annotations
 
 import torch
+import torchaudio.functional as AF
 from torch import nn
+
+
+class Deltas(nn.Module):
+    """Temporal slopes of the rows: (B, F, T') and a (B, 1, T') padding mask -> ``order`` x (B, F, T').
+
+    Padding is zeroed before each delta, so the frames near a clip's end match the clip alone.
+    """
+
+    def __init__(self, order: int = 1):
+        super().__init__()
+        if order not in (1, 2):
+            raise ValueError(f"features.deltas must be 0, 1 or 2, got {order}")
+        self.order = order
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        rows = [feats]
+        for _ in range(self.order):
+            rows.append(AF.compute_deltas(rows[-1], mode="constant") * mask)
+        return rows[1:]
 
 
 def frames(waves: torch.Tensor, win: int, hop: int) -> torch.Tensor:
