@@ -78,3 +78,16 @@ def test_input_stats_head_sees_the_feature_statistics_and_ignores_padding(make_c
         assert not torch.allclose(quiet, module(waves, lengths), atol=1e-3)
     # an embedding-only head keeps the old state-dict keys, so older checkpoints load
     assert {"head.1.weight", "head.1.bias"} <= set(build_module(make_cfg(), ["a", "b"], [1, 1]).state_dict())
+
+
+def test_ua_averages_only_the_classes_the_labels_hold():
+    from ser.models.metrics import EmotionMetrics
+
+    metrics = EmotionMetrics(["anger", "disgust", "neutral"], "test")
+    # no disgust among the labels, but one utterance predicted as disgust (as for EmoDB's speaker 08)
+    labels, preds = torch.tensor([0, 0, 2, 2]), torch.tensor([0, 1, 2, 2])
+    metrics.update(torch.nn.functional.one_hot(preds, 3).float(), labels)
+    scalars, counts = metrics.compute()
+    assert scalars["test/ua"] == pytest.approx((0.5 + 1.0) / 2)  # torchmetrics' macro recall says 0.5
+    assert scalars["test/wa"] == pytest.approx(0.75)
+    assert counts.sum() == 4

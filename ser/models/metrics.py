@@ -17,14 +17,16 @@ class EmotionMetrics(nn.Module):
     """Accumulates predictions of one stage and reports them under ``<stage>/<name>``.
 
     UA (unweighted average recall) is the mean of per-class recalls, the usual headline for
-    imbalanced emotion corpora; WA is plain accuracy.
+    imbalanced emotion corpora, over the classes present in the labels: a test speaker without any
+    disgust (EmoDB's speaker 08) has no disgust recall, rather than a recall of 0 whenever the model
+    predicts disgust for them (torchmetrics' macro recall counts that class; sklearn's balanced
+    accuracy, ``ser.baselines`` and the pooled CV summary do not). WA is plain accuracy.
     """
 
     def __init__(self, class_names: list[str], stage: str):
         super().__init__()
         c = len(class_names)
         self.class_names, self.stage = list(class_names), stage
-        self.ua = MulticlassRecall(c, average="macro")
         self.wa = MulticlassAccuracy(c, average="micro")
         self.f1 = MulticlassF1Score(c, average="macro")
         self.recall = MulticlassRecall(c, average="none")
@@ -34,21 +36,24 @@ class EmotionMetrics(nn.Module):
         self.loss = MeanMetric()
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor | None = None) -> None:
-        for metric in (self.ua, self.wa, self.f1, self.recall, self.confmat):
+        for metric in (self.wa, self.f1, self.recall, self.confmat):
             metric.update(logits, labels)
         if loss is not None:
             self.loss.update(loss.detach(), weight=len(labels))
 
     def compute(self) -> tuple[dict[str, float], torch.Tensor]:
         """-> ({"<stage>/ua": ..., "<stage>/recall/<class>": ...}, confusion counts (C, C), rows = truth)."""
-        s = self.stage
-        scalars = {f"{s}/ua": self.ua.compute(), f"{s}/wa": self.wa.compute(), f"{s}/macro_f1": self.f1.compute()}
+        s, counts = self.stage, self.confmat.compute()
+        support = counts.sum(1)
+        recall = counts.diag()[support > 0] / support[support > 0]
+        ua = recall.mean() if len(recall) else torch.tensor(float("nan"))
+        scalars = {f"{s}/ua": ua, f"{s}/wa": self.wa.compute(), f"{s}/macro_f1": self.f1.compute()}
         for name, value in zip(self.class_names, self.recall.compute()):
             scalars[f"{s}/recall/{name}"] = value
         if self.loss.update_count:
             scalars[f"{s}/loss"] = self.loss.compute()
-        return {k: float(v) for k, v in scalars.items()}, self.confmat.compute()
+        return {k: float(v) for k, v in scalars.items()}, counts
 
     def reset(self) -> None:
-        for metric in (self.ua, self.wa, self.f1, self.recall, self.confmat, self.loss):
+        for metric in (self.wa, self.f1, self.recall, self.confmat, self.loss):
             metric.reset()
