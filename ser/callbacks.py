@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ser.features.normalize import Moments
+from ser.features.normalize import Moments, Standardize
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +16,13 @@ AVERAGED = "averaged.ckpt"
 
 
 class FitFeatureNorm(L.Callback):
-    """Hand the model's feature normalisation its statistics before training starts.
+    """Hand the model's normalisation modules their statistics before training starts.
 
     ``features.normalize=global``: per-row mean and std over the training split's frames (never
     validation or test speakers). ``speaker``: also each speaker's own, from every utterance of the
-    fold, test speakers included, without labels (transductive). Statistics already in the model
-    (a resumed run) are kept. ``ser.train`` adds this callback to every run.
+    fold, test speakers included, without labels (transductive). Then every ``Standardize`` inside
+    the model (``model.standardize=true``): the moments of its input over the training split.
+    Statistics already in the model (a resumed run) are kept. ``ser.train`` adds this callback to every run.
     """
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -30,6 +31,32 @@ class FitFeatureNorm(L.Callback):
             norm.fit(self.moments(pl_module, dm.train_dataloader(), groups=1))
         if norm.needs_speakers:
             norm.fit_speakers(self.moments(pl_module, dm.speaker_dataloader(), groups=len(dm.speakers), key="speakers"))
+        for module in pl_module.modules():
+            if isinstance(module, Standardize) and not module.fitted:
+                module.fit(self.input_moments(pl_module, module, dm.train_dataloader()))
+
+    @staticmethod
+    @torch.no_grad()
+    def input_moments(pl_module: L.LightningModule, module: Standardize, loader) -> Moments:
+        """The moments of ``module``'s (B, D) input while the model (in eval mode) classifies ``loader``."""
+        moments = Moments(1, len(module.mean), pl_module.device)
+
+        def collect(_module, inputs, _output):
+            x = inputs[0][..., None]  # (B, D) -> (B, D, 1): one frame per clip
+            moments.add(x, torch.ones(len(x), dtype=torch.long, device=x.device))
+
+        hook = module.register_forward_hook(collect)
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            for batch in loader:
+                batch = {k: v.to(pl_module.device) for k, v in batch.items()}
+                feats, frames = pl_module.frontend_features(batch)
+                pl_module.classify(pl_module.normalizer(feats, frames, batch.get("speakers")), frames)
+        finally:
+            hook.remove()
+            pl_module.train(was_training)
+        return moments.all_reduce()
 
     @staticmethod
     @torch.no_grad()

@@ -140,3 +140,31 @@ class FeatureNorm(nn.Module):
                 mean = torch.where(known, self.speaker_mean[row], mean)
                 std = torch.where(known, self.speaker_std[row], std)
         return (feats - mean[..., None]) / std[..., None] * mask[:, None, :]
+
+
+class Standardize(nn.Module):
+    """(B, D) vectors -> mean 0, std 1 per dimension, with statistics fixed before training.
+
+    What a classical model's ``StandardScaler`` does for utterance functionals, inside a network:
+    ``ser.callbacks.FitFeatureNorm`` runs the training split through the model once and hands this
+    module the moments of its input. Until then it passes its input through unchanged. Meant for
+    inputs that no trainable layer precedes (they must not drift while the model trains).
+
+    Args:
+        num_features: D.
+    """
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_features))
+        self.register_buffer("std", torch.ones(num_features))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def fit(self, moments: Moments) -> None:
+        mean, std = moments.mean_std()
+        self.mean.copy_(mean[0])
+        self.std.copy_(std[0])
+        self.fitted.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std  # (B, D); the identity until fitted (mean 0, std 1)
