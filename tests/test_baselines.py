@@ -44,3 +44,28 @@ def test_per_speaker_standardisation():
     X = np.array([[1.0, 10.0], [3.0, 30.0], [100.0, 0.0], [300.0, 2.0]])
     Z = per_speaker(X, ["a", "a", "b", "b"])
     np.testing.assert_allclose(Z, [[-1, -1], [1, 1], [-1, -1], [1, 1]], atol=1e-6)
+
+
+def test_feature_sets_parse_and_fused_blocks_weigh_the_same():
+    from ser.baselines.run import parse_sets
+    from ser.baselines.scaling import BlockScaler
+
+    assert parse_sets("compare") == ["compare"] and parse_sets("[compare, ge2e]") == ["compare", "ge2e"]
+    X = np.random.default_rng(0).normal(size=(50, 40)) * 3 + 1
+    Z = BlockScaler([30, 10]).fit(X).transform(X)
+    assert (Z[:, :30] ** 2).sum() == pytest.approx((Z[:, 30:] ** 2).sum(), rel=1e-6)  # equal total variance
+    np.testing.assert_allclose(BlockScaler([40]).fit(X).transform(X).std(0), 1, atol=1e-6)
+
+
+def test_opensmile_and_ge2e_sets_fused_and_cached(tmp_path, cache_dir, capsys):
+    pytest.importorskip("opensmile")
+    pytest.importorskip("resemblyzer")
+    out = tmp_path / "fused"
+    args = ["debug=smoke", "split=kfold", "split.k=2", f"paths.cache_dir={cache_dir}", "features=[egemaps,ge2e]",
+            "features.layers=[3]", "classifiers=logreg", f"out={out}"]
+    results = main(args)
+    assert 0 <= results["logreg"]["test/ua"] <= 1
+    assert "egemaps+ge2e" in (out / "logreg" / "cv_summary.md").read_text()
+    assert len(list((cache_dir / "baselines").rglob("*.pt"))) >= 70  # the 88 eGeMAPS functionals of each clip
+    again = main(args[:-1] + [f"out={tmp_path / 'again'}"])  # read back from the cache: the same result
+    assert again["logreg"]["test/ua"] == results["logreg"]["test/ua"]

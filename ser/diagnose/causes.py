@@ -127,15 +127,19 @@ def rank_causes(ev: dict) -> list[dict]:
     occl = ev["occlusion"]
     if occl:
         drops = {g: ev["ua"] - v for g, v in occl.items()}
-        extra = [g for g in drops if not g.startswith(("mel ", "MFCC ")) and drops[g] < 0.005]
+        # Slices of one spectrogram or of mixed hidden units are not separable options; rows, layers are.
+        extra = [g for g in drops if not g.startswith(("mel ", "MFCC ", "units ")) and drops[g] < 0.005]
         top = max(drops, key=drops.get)
         if extra:
+            layers = [g for g in extra if g.startswith("layer ")]
+            advice = ("choose features.layers without " + ", ".join(layers) if layers else
+                      "drop the unused rows (features.prosody/spectral/deltas) or try features=mfcc")
             causes.append(_cause(
                 "redundant features",
                 0.01,
                 f"occluding {', '.join(extra)} changes UA by less than 0.005; the model leans on {top} "
                 f"(UA -{drops[top]:.2f} without it)",
-                "drop the unused rows (features.prosody/spectral/deltas) or try features=mfcc",
+                advice,
             ))
     return sorted(causes, key=lambda c: -c["score"])
 
