@@ -183,11 +183,13 @@ def test_cluster_launchers_compose():
 
 
 @pytest.mark.slow
-def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
+def test_joblib_launcher_runs_each_job_and_writes_a_sweep_summary(tmp_path):
     sweep = tmp_path / "sweep"
     proc = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=smoke", "model=cnn,lstm",
                f"hydra.sweep.dir={sweep}", f"paths.cache_dir={tmp_path / 'cache'}",
                env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "1"]
-    assert (sweep / "summary.csv").exists()
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("job,overrides,val/ua,test/ua")
+    assert "model=lstm" in (sweep / "summary.md").read_text()
