@@ -28,3 +28,16 @@ def test_experiment_runs(name, tmp_path, cache_dir):
     model = load_model(ckpt)
     fitted = [m for m in model.modules() if hasattr(m, "fitted")]
     assert fitted and all(bool(m.fitted) for m in fitted)  # every normalisation got its statistics
+
+
+MODELS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_pretrained_recipe_takes_every_downstream(model, tmp_path, cache_dir):
+    from ser.train import build_module
+
+    pytest.importorskip("resemblyzer")
+    cfg = compose_config(["experiment=pretrained", f"model={model}"], tmp_path, cache_dir)
+    module = build_module(cfg, ["a", "b", "c"], [1, 1, 1])
+    assert module.frontend.out_features == 512  # GE2E layers 2 and 3, stacked

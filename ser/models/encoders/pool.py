@@ -38,7 +38,8 @@ class PoolEncoder(nn.Module):
         self.pool = pooling(proj or in_features)
         if standardize and any(p.requires_grad for p in [*self.proj.parameters(), *self.pool.parameters()]):
             raise ValueError("model.standardize=true fixes the statistics of the pooled features before training, so "
-                             "nothing trainable may come before it: use model.proj=0 and StatsPool")
+                             "nothing trainable may come before it: use model.proj=0 and StatsPool, "
+                             "or model.standardize=false")
         self.norm = Standardize(self.pool.out_dim) if standardize else nn.Identity()
         mlp, width = [], self.pool.out_dim
         for _ in range(layers if hidden else 0):
