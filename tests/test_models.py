@@ -91,4 +91,5 @@ def test_ua_averages_only_the_classes_the_labels_hold():
     scalars, counts = metrics.compute()
     assert scalars["test/ua"] == pytest.approx((0.5 + 1.0) / 2)  # torchmetrics' macro recall says 0.5
     assert scalars["test/wa"] == pytest.approx(0.75)
+    assert scalars["test/macro_f1"] == pytest.approx((2 / 3 + 1.0) / 2)  # anger P 1 R .5, neutral P 1 R 1; no disgust term
     assert counts.sum() == 4

@@ -8,7 +8,6 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
-    MulticlassF1Score,
     MulticlassRecall,
 )
 
@@ -20,7 +19,8 @@ class EmotionMetrics(nn.Module):
     imbalanced emotion corpora, over the classes present in the labels: a test speaker without any
     disgust (EmoDB's speaker 08) has no disgust recall, rather than a recall of 0 whenever the model
     predicts disgust for them (torchmetrics' macro recall counts that class; sklearn's balanced
-    accuracy, ``ser.baselines`` and the pooled CV summary do not). WA is plain accuracy.
+    accuracy, ``ser.baselines`` and the pooled CV summary do not). Macro-F1 averages over the same
+classes, as ``ser.baselines`` does. WA is plain accuracy.
     """
 
     def __init__(self, class_names: list[str], stage: str):
@@ -28,7 +28,6 @@ class EmotionMetrics(nn.Module):
         c = len(class_names)
         self.class_names, self.stage = list(class_names), stage
         self.wa = MulticlassAccuracy(c, average="micro")
-        self.f1 = MulticlassF1Score(c, average="macro")
         self.recall = MulticlassRecall(c, average="none")
         self.confmat = MulticlassConfusionMatrix(c)
         # The epoch's mean loss lives here too, so that every cross-rank sync happens in compute(),
@@ -36,7 +35,7 @@ class EmotionMetrics(nn.Module):
         self.loss = MeanMetric()
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor | None = None) -> None:
-        for metric in (self.wa, self.f1, self.recall, self.confmat):
+        for metric in (self.wa, self.recall, self.confmat):
             metric.update(logits, labels)
         if loss is not None:
             self.loss.update(loss.detach(), weight=len(labels))
@@ -44,10 +43,15 @@ class EmotionMetrics(nn.Module):
     def compute(self) -> tuple[dict[str, float], torch.Tensor]:
         """-> ({"<stage>/ua": ..., "<stage>/recall/<class>": ...}, confusion counts (C, C), rows = truth)."""
         s, counts = self.stage, self.confmat.compute()
-        support = counts.sum(1)
-        recall = counts.diag()[support > 0] / support[support > 0]
-        ua = recall.mean() if len(recall) else torch.tensor(float("nan"))
-        scalars = {f"{s}/ua": ua, f"{s}/wa": self.wa.compute(), f"{s}/macro_f1": self.f1.compute()}
+        tp, support, predicted = counts.diag().double(), counts.sum(1), counts.sum(0)
+        present = support > 0
+        recall = tp / support.clamp(min=1)
+        precision = tp / predicted.clamp(min=1)
+        f1 = torch.where(tp > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+        nan = torch.tensor(float("nan"))
+        ua = recall[present].mean() if present.any() else nan
+        macro_f1 = f1[present].mean() if present.any() else nan
+        scalars = {f"{s}/ua": ua, f"{s}/wa": self.wa.compute(), f"{s}/macro_f1": macro_f1}
         for name, value in zip(self.class_names, self.recall.compute()):
             scalars[f"{s}/recall/{name}"] = value
         if self.loss.update_count:
@@ -55,5 +59,5 @@ class EmotionMetrics(nn.Module):
         return {k: float(v) for k, v in scalars.items()}, counts
 
     def reset(self) -> None:
-        for metric in (self.wa, self.f1, self.recall, self.confmat, self.loss):
+        for metric in (self.wa, self.recall, self.confmat, self.loss):
             metric.reset()
