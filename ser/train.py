@@ -130,7 +130,7 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
         if not any(isinstance(c, AverageLastEpochs) for c in callbacks):
             log.warning("split.val=0 without callbacks=average: testing the weights of the last epoch")
         for c in callbacks:
-            if isinstance(c, L.pytorch.callbacks.ModelCheckpoint):
+            if isinstance(c, L.pytorch.callbacks.ModelCheckpoint) and c.monitor:
                 c.monitor, c.save_top_k = None, 0
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir))
     # A frozen upstream runs once per utterance, on the device training will use (a no-op for other frontends).

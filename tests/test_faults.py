@@ -67,8 +67,6 @@ def test_ddp_on_two_cpu_processes_writes_one_metrics_file(tmp_path):
 def test_killed_run_resumes_to_the_same_number_of_epochs(tmp_path):
     common = ["debug=smoke", "model=cnn", "trainer.max_epochs=8", "trainer.limit_train_batches=3",
               f"paths.cache_dir={tmp_path / 'cache'}"]
-    reference = tmp_path / "reference"
-    assert cli(*common, f"hydra.run.dir={reference}").returncode == 0
     run = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "train.py", *common, f"hydra.run.dir={run}"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,9 +83,9 @@ def test_killed_run_resumes_to_the_same_number_of_epochs(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming fold" in resumed.stderr + resumed.stdout + (run / "train.log").read_text()
     final = torch.load(last, weights_only=True)
-    expected = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
     assert killed_at < final["epoch"]
-    assert (final["epoch"], final["global_step"]) == (expected["epoch"], expected["global_step"])
+    # last.ckpt is the last epoch's (not a copy of the best one), and the resumed run ran no extra epochs
+    assert (final["epoch"], final["global_step"]) == (7, 8 * 3)
     assert json.loads((run / "metrics.json").read_text())["test/ua"] >= 0
 
 
