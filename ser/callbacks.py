@@ -20,7 +20,8 @@ class FitFeatureNorm(L.Callback):
 
     ``features.normalize=global``: per-row mean and std over the training split's frames (never
     validation or test speakers). ``speaker``: also each speaker's own, from every utterance of the
-    fold, test speakers included, without labels (transductive). Then every ``Standardize`` inside
+    fold, test speakers included, without labels (transductive); ``corpus``: each corpus's own, likewise
+    (a test corpus's unlabelled audio included: transductive). Then every ``Standardize`` inside
     the model (``model.standardize=true``): the moments of its input over the training split.
     Statistics already in the model (a resumed run) are kept. ``ser.train`` adds this callback to every run.
     """
@@ -30,7 +31,8 @@ class FitFeatureNorm(L.Callback):
         if norm.needs_fit:
             norm.fit(self.moments(pl_module, dm.train_dataloader(), groups=1))
         if norm.needs_speakers:
-            norm.fit_speakers(self.moments(pl_module, dm.speaker_dataloader(), groups=len(dm.speakers), key="speakers"))
+            groups = len(dm.speakers) if norm.group_key == "speakers" else len(dm.corpus_names)
+            norm.fit_speakers(self.moments(pl_module, dm.speaker_dataloader(), groups=groups, key=norm.group_key))
         for module in pl_module.modules():
             if isinstance(module, Standardize) and not module.fitted:
                 module.fit(self.input_moments(pl_module, module, dm.train_dataloader()))
@@ -52,7 +54,7 @@ class FitFeatureNorm(L.Callback):
             for batch in loader:
                 batch = {k: v.to(pl_module.device) for k, v in batch.items()}
                 feats, frames = pl_module.frontend_features(batch)
-                pl_module.classify(pl_module.normalizer(feats, frames, batch.get("speakers")), frames)
+                pl_module.classify(pl_module.normalizer(feats, frames, pl_module.groups_of(batch)), frames)
         finally:
             hook.remove()
             pl_module.train(was_training)

@@ -34,6 +34,7 @@ def summarize(folds: list[dict], class_names: list[str]) -> dict:
     return {
         "folds": [
             {"fold": f["fold"], "test_speakers": f["test_speakers"], "n_test": int(np.sum(f["confusion"]))}
+            | ({"test_corpora": f["test_corpora"]} if f.get("test_corpora") else {})
             | {k: float(f["metrics"][k]) for k in HEADLINE}
             for f in folds
         ],
@@ -54,9 +55,11 @@ def to_markdown(summary: dict, title: str = "Cross-validation") -> str:
     lines = [f"# {title}", "", f"{len(summary['folds'])} folds; mean ± std (ddof=1) over folds.", ""]
     lines += ["| metric | mean | std |", "|---|---|---|"]
     lines += [f"| {k} | {summary['mean'][k]:.4f} | {summary['std'][k]:.4f} |" for k in HEADLINE]
-    lines += ["", "## Folds", "", "| fold | test speakers | n | UA | WA | macro-F1 |", "|---|---|---|---|---|---|"]
+    by_corpus = all(f.get("test_corpora") for f in summary["folds"])  # leave-one-corpus-out
+    held_out = "held-out corpus" if by_corpus else "test speakers"
+    lines += ["", "## Folds", "", f"| fold | {held_out} | n | UA | WA | macro-F1 |", "|---|---|---|---|---|---|"]
     for f in summary["folds"]:
-        speakers = ", ".join(map(str, f["test_speakers"]))
+        speakers = ", ".join(map(str, f["test_corpora"] if by_corpus else f["test_speakers"]))
         scores = " | ".join(f"{f[k]:.4f}" for k in HEADLINE)
         lines.append(f"| {f['fold']} | {speakers} | {f['n_test']} | {scores} |")
     pooled = summary["pooled"]

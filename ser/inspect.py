@@ -17,6 +17,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
+from ser.corpora.multi import corpus_of
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -27,8 +29,22 @@ def compose_cli(overrides: list[str], config_name: str = "train"):
 
 
 def inspect_corpus(dm) -> dict:
-    """Summarise a loaded data module (after ``dm.load()``)."""
-    utts, waves = dm.utterances, dm.waves
+    """Summarise a loaded data module (after ``dm.load()``); with several corpora (``data=multi``),
+    also each corpus on its own under ``corpora``."""
+    summary = _summary(dm, dm.utterances, dm.waves)
+    if len(dm.corpus_names) > 1:
+        summary["corpus"] = dm.corpus_label
+        summary["corpora"] = {}
+        for name in dm.corpus_names:
+            keep = [i for i, u in enumerate(dm.utterances) if corpus_of(u) == name]
+            part = _summary(dm, [dm.utterances[i] for i in keep], [dm.waves[i] for i in keep])
+            part["root"] = str(dm.corpus.parts[name].root)
+            part["skipped"] = [s for s in dm.skipped if s.get("corpus") == name]
+            summary["corpora"][name] = part | {"corpus": name}
+    return summary
+
+
+def _summary(dm, utts, waves) -> dict:
     durations = [w.numel() / dm.sample_rate for w in waves]
     labels = Counter(u.label for u in utts)
     speakers = sorted({u.speaker for u in utts})
@@ -81,6 +97,20 @@ def render(summary: dict) -> str:
     return "\n".join(rows)
 
 
+def render_by_corpus(summary: dict) -> str:
+    """data=multi: a label x corpus table of the whole set, then the totals line."""
+    corpora = summary["corpora"]
+    width = max([len(n) for n in corpora] + [5])
+    head = f"{'label':<12}" + "".join(f"{n:>{width + 1}}" for n in corpora) + f"{'total':>7}"
+    rows = [f"== all corpora ({summary['corpus']})", head, "-" * len(head)]
+    for label, total in summary["labels"].items():
+        rows.append(f"{label:<12}" + "".join(f"{part['labels'].get(label, 0):>{width + 1}}" for part in corpora.values())
+                    + f"{total:>7}")
+    rows.append(f"{'speakers':<12}" + "".join(f"{part['speakers']:>{width + 1}}" for part in corpora.values())
+                + f"{summary['speakers']:>7}")
+    return "\n".join(rows + render(summary).splitlines()[-1 - len(summary["skipped"]):])
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = compose_cli(list(sys.argv[1:] if argv is None else argv))
     with open_dict(cfg):
@@ -89,7 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
     dm.prepare_data()
     dm.load()
     summary = inspect_corpus(dm)
-    print(render(summary), file=sys.stderr)
+    for name, part in summary.get("corpora", {}).items():
+        print(f"== {name} ({part['root']})\n{render(part)}\n", file=sys.stderr)
+    print(render_by_corpus(summary) if "corpora" in summary else render(summary), file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -135,8 +135,9 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> t
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir))
     # A frozen upstream runs once per utterance, on the device training will use (a no-op for other frontends).
     dm.use_frontend(module.frontend, trainer.strategy.root_device, module.augment is not None and module.augment.on_waves)
-    log.info("fold %s: %d train / %d val / %d test utterances, test speakers %s",
-             fold.name, len(fold.train), len(fold.val), len(fold.test), fold.test_speakers)
+    held_out = f"test corpus {fold.test_corpora}" if fold.test_corpora else f"test speakers {fold.test_speakers}"
+    log.info("fold %s: %d train / %d val / %d test utterances, %s",
+             fold.name, len(fold.train), len(fold.val), len(fold.test), held_out)
     # Checkpoints hold only tensors and plain values: read them with weights_only=True (no code runs on load).
     with warnings.catch_warnings():
         # A frozen upstream stays in eval mode through training, by design (no dropout, no layer drop).
@@ -171,11 +172,14 @@ def cross_validate(cfg: DictConfig, dm: SERDataModule, folds: list[Fold], run_di
             log.info("fold %d/%d (%s): finished before, skipped (resume=true)", i + 1, len(folds), fold.name)
             continue
         eta = _eta(start, trained, len(folds) - len(results))
-        log.info("fold %d/%d (%s, test speakers %s)%s", i + 1, len(folds), fold.name, fold.test_speakers, eta)
+        held_out = f"test corpus {fold.test_corpora[0]}" if fold.test_corpora else f"test speakers {fold.test_speakers}"
+        log.info("fold %d/%d (%s, %s)%s", i + 1, len(folds), fold.name, held_out, eta)
         L.seed_everything(cfg.seed, workers=True)
         metrics, confusion = fit_fold(cfg, dm, fold, fold_dir)
         trained += 1
         result = {"fold": fold.name, "test_speakers": fold.test_speakers, "metrics": metrics, "confusion": confusion}
+        if fold.test_corpora:
+            result["test_corpora"] = fold.test_corpora
         write_json(fold_dir / "metrics.json", metrics)
         write_json(done, result)  # written last: its presence marks the fold finished
         results.append(result)
@@ -183,7 +187,8 @@ def cross_validate(cfg: DictConfig, dm: SERDataModule, folds: list[Fold], run_di
     summary = summarize(results, dm.class_names)
     summary["wall_time_s"] = round(time.monotonic() - start, 1)
     if is_rank_zero():
-        write_summary(run_dir, summary, f"{cfg.split._target_.rsplit('.', 1)[-1]} on {dm.corpus.name}")
+        split = "leave-one-corpus-out" if any(f.test_corpora for f in folds) else cfg.split._target_.rsplit(".", 1)[-1]
+        write_summary(run_dir, summary, f"{split} on {dm.corpus_label}")
     mean, std = summary["mean"], summary["std"]
     log.info("%d folds: UA %.3f ± %.3f  WA %.3f ± %.3f  (%s)", len(folds), mean["test/ua"], std["test/ua"],
              mean["test/wa"], std["test/wa"], run_dir / "cv_summary.md")

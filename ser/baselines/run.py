@@ -161,13 +161,13 @@ def run(cfg, classifiers: list[str], out: Path, normalize: str = "train", sets: 
             fold_dir.mkdir(parents=True, exist_ok=True)
             (fold_dir / "metrics.json").write_text(json.dumps(metrics | {"C": c}, indent=2) + "\n")
             per_fold.append({"fold": fold.name, "test_speakers": fold.test_speakers, "metrics": metrics,
-                             "confusion": counts})
+                             "confusion": counts} | ({"test_corpora": fold.test_corpora} if fold.test_corpora else {}))
             log.info("%s fold %s: C=%g test UA %.3f", name, fold.name, c, metrics["test/ua"])
         summary = summarize(per_fold, dm.class_names)
         summary["wall_time_s"] = round(time.monotonic() - start, 1)
         split = cfg.split._target_.rsplit(".", 1)[-1]
         norm = ", per-speaker normalised (transductive)" if normalize == "speaker" else ""
-        write_summary(out / name, summary, f"{name} on {what} utterance features{norm}, {split} on {dm.corpus.name}")
+        write_summary(out / name, summary, f"{name} on {what} utterance features{norm}, {split} on {dm.corpus_label}")
         (out / name / "metrics.json").write_text(json.dumps(summary["mean"], indent=2) + "\n")
         results[name] = summary["mean"] | {"std_ua": summary["std"]["test/ua"]}
     return results

@@ -279,6 +279,14 @@ def add_noise(wave: np.ndarray, snr_db: float, rng) -> np.ndarray:
     return wave + pink * np.sqrt(power / 10 ** (snr_db / 10) / max(np.mean(pink**2), 1e-12))
 
 
+def band_pass(wave: np.ndarray, low: float, high: float, sample_rate: int) -> np.ndarray:
+    """A recording channel: 4th-order Butterworth band-pass magnitude, applied in the frequency domain."""
+    freqs = np.fft.rfftfreq(wave.size, 1 / sample_rate)
+    with np.errstate(divide="ignore"):
+        gain = 1 / np.sqrt(1 + (low / np.maximum(freqs, 1e-9)) ** 8) / np.sqrt(1 + (freqs / high) ** 8)
+    return np.fft.irfft(np.fft.rfft(wave) * gain, n=wave.size)
+
+
 class SyntheticCorpus:
     """The built-in corpus; ``utterances()`` generates it on first use and reads it after.
 
@@ -291,6 +299,10 @@ class SyntheticCorpus:
         duration_s: [min, max] utterance length in seconds.
         difficulty: 0 to 1, how much classes overlap (0.5 by default).
         noise_snr_db: background noise level; null for none.
+        channel_hz: ``[low, high]`` band of a recording channel (a 4th-order Butterworth band-pass, like
+            a telephone's [300, 3400]); null for a flat channel. With ``level_db`` and ``noise_snr_db``
+            it sets a corpus's recording conditions, for cross-corpus studies (``data=multi``).
+        level_db: gain applied to every file (the limiter still keeps peaks below full scale).
         sample_rate: rate the wav files are written at.
         seed: everything follows from it.
 
@@ -311,6 +323,8 @@ class SyntheticCorpus:
         noise_snr_db: float | None = 35.0,
         sample_rate: int = 16000,
         seed: int = 0,
+        channel_hz: tuple[float, float] | None = None,
+        level_db: float = 0.0,
     ):
         unknown = sorted(set(emotions) - set(PROFILES))
         if unknown:
@@ -338,6 +352,14 @@ class SyntheticCorpus:
             "seed": int(seed),
             "version": 2,  # bump when the synthesis changes, so old caches are not reused
         }
+        if channel_hz is not None:  # recording conditions enter the settings (and the hash) only when set
+            low, high = (float(x) for x in channel_hz)
+            if not 0 < low < high < sample_rate / 2:
+                raise ValueError(f"data.corpus.channel_hz: need 0 < low < high < {sample_rate / 2:g}, "
+                                 f"got {list(channel_hz)}")
+            self.settings["channel_hz"] = [low, high]
+        if level_db:
+            self.settings["level_db"] = float(level_db)
         digest = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:10]
         self.root = root
         self.dir = Path(root).expanduser() / f"synthetic-{digest}"
@@ -392,8 +414,11 @@ class SyntheticCorpus:
                     rng = np.random.default_rng([s["seed"], si, ei, k])
                     duration = float(rng.uniform(*s["duration_s"]))
                     wave, params = synthesize(emotion, spk, duration, s["sample_rate"], s["difficulty"], rng)
+                    if s.get("channel_hz"):
+                        wave = band_pass(wave, *s["channel_hz"], s["sample_rate"])
                     if s["noise_snr_db"] is not None:
                         wave = add_noise(wave, s["noise_snr_db"], rng)
+                    wave = wave * 10 ** (s.get("level_db", 0.0) / 20)
                     peak = np.abs(wave).max()
                     if peak > 0.99:  # a limiter, not a normaliser: loudness differences stay
                         wave *= 0.99 / peak

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ser.audio import AudioCache, AudioError, load_audio
 from ser.corpora.labels import canonical, ordered
+from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
 from ser.data.dataset import ClipDataset, collate
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
@@ -27,8 +28,10 @@ class SERDataModule(L.LightningDataModule):
     """Loads a corpus once and serves the fold chosen with ``use_fold``.
 
     Args:
-        corpus: a corpus adapter class (Hydra ``_partial_``) called with ``root``.
+        corpus: a corpus adapter class (Hydra ``_partial_``) called with ``root`` (and ``corpora``).
         root: the corpus folder (``data.root``).
+        corpora: ``data=multi`` only: corpus name -> folder or adapter options (``ser.corpora.multi``).
+            The classes kept are those every corpus has, unless ``labels`` lists them.
         sample_rate: every file is resampled to this rate.
         labels: classes to keep, in this order; None keeps every class the corpus has.
         merge: label -> label map applied before selection (``{calm: neutral}``).
@@ -42,6 +45,8 @@ class SERDataModule(L.LightningDataModule):
         cache_dir: decoded audio is kept here across runs (None: decode every run).
         sampler: ``bucket`` (length-bucketed, every item once per epoch) or ``balanced``
             (class-balanced oversampling, still length-bucketed).
+        balance: ``corpus``: training batches draw each corpus equally often (oversampling the smaller
+            ones, like ``sampler=balanced`` does for classes; both together balance corpus x class).
         train_fraction: label -> share of that class's training utterances kept (e.g. ``{anger: 0.2}``)
             to create controlled imbalance; validation and test sets are untouched.
         pin_memory: pin host memory for faster copies to a GPU.
@@ -69,11 +74,16 @@ class SERDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         seed: int = 0,
         feature_cache_dir: str | None = None,
+        corpora: dict | None = None,
+        balance: str | None = None,
     ):
         super().__init__()
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
-        self.corpus = corpus(root=root)
+        if balance not in (None, "corpus"):
+            raise ValueError(f"data.balance must be null or corpus, got {balance!r}")
+        self.corpus = corpus(root=root, corpora=corpora) if corpora is not None else corpus(root=root)
+        self.balance = balance
         self.sample_rate, self.merge = sample_rate, {canonical(k): canonical(v) for k, v in (merge or {}).items()}
         self.labels = [canonical(x) for x in labels] if labels else None
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
@@ -93,6 +103,8 @@ class SERDataModule(L.LightningDataModule):
         self.skipped: list[dict] = []
         self.class_names: list[str] = []
         self.speakers: list[str] = []  # sorted speaker ids; the batch's ``speakers`` index into it
+        # the corpus of every utterance, in data.corpora's order; the batch's ``corpora`` index into it
+        self.corpus_names: list[str] = list(getattr(self.corpus, "names", [self.corpus.name]))
         self.fold: Fold | None = None
 
     # -- corpus ------------------------------------------------------------------------------
@@ -113,9 +125,14 @@ class SERDataModule(L.LightningDataModule):
             unknown = sorted(set(self.labels) - set(present))
             if unknown:
                 raise ValueError(f"data.labels: {unknown} not in this corpus; it has {present}")
+            if len(self.corpus_names) > 1:
+                self._check_shared(utterances, self.labels)
             kept = [u for u in utterances if u.label in self.labels]
             log.info("data.labels keeps %d of %d utterances", len(kept), len(utterances))
             utterances, self.class_names = kept, list(self.labels)
+        elif len(self.corpus_names) > 1:
+            self.class_names = self._shared_labels(utterances)
+            utterances = [u for u in utterances if u.label in self.class_names]
         else:
             self.class_names = present
         if not utterances:
@@ -137,9 +154,45 @@ class SERDataModule(L.LightningDataModule):
         if self.skipped:
             log.warning("skipped %d bad files (data.on_bad_file=skip): %s", len(self.skipped), self.skipped[:5])
 
+    def _labels_by_corpus(self, utterances: list[Utterance]) -> dict[str, Counter]:
+        by = {name: Counter() for name in self.corpus_names}
+        for u in utterances:
+            by[corpus_of(u)][u.label] += 1
+        return by
+
+    def _shared_labels(self, utterances: list[Utterance]) -> list[str]:
+        """Several corpora, no data.labels: the classes every corpus has; log each dropped class and its count."""
+        by = self._labels_by_corpus(utterances)
+        shared = ordered(set.intersection(*(set(c) for c in by.values())))
+        if not shared:
+            have = "; ".join(f"{n}: {ordered(c)}" for n, c in by.items())
+            raise ValueError(f"data.corpora: no class is in every corpus ({have}); map them with data.merge")
+        dropped = [f"{label} ({name}: {count})" for name, counts in by.items()
+                   for label, count in counts.items() if label not in shared]
+        log.info("data=multi keeps the classes every corpus has: %s; dropped %s (data.labels or data.merge "
+                 "choose otherwise)", shared, ", ".join(dropped) or "nothing")
+        return shared
+
+    def _check_shared(self, utterances: list[Utterance], labels: list[str]) -> None:
+        by = self._labels_by_corpus(utterances)
+        for name, counts in by.items():
+            missing = [label for label in labels if not counts.get(label)]
+            if missing:
+                log.warning("data.labels: corpus %s has no %s; its UA counts only the classes it has", name, missing)
+
+    @property
+    def corpus_label(self) -> str:
+        """What the data is, for titles: ``emodb``, or ``emodb + savee`` for data=multi."""
+        return " + ".join(self.corpus_names)
+
+    def corpus_index(self, i: int) -> int:
+        return self.corpus_names.index(corpus_of(self.utterances[i], self.corpus_names[0]))
+
     def prepare_data(self) -> None:
         # Generating the synthetic corpus (a one-off preparation) happens once per node.
-        if hasattr(self.corpus, "generate"):
+        if isinstance(self.corpus, MultiCorpus):
+            self.corpus.generate()
+        elif hasattr(self.corpus, "generate"):
             self.corpus.scan()
 
     def setup(self, stage: str | None = None) -> None:
@@ -208,14 +261,23 @@ class SERDataModule(L.LightningDataModule):
             clips, cap = self.cached, cap and int(cap * self.frames_per_sample) + 1  # crops in frames
         speaker_index = {s: k for k, s in enumerate(self.speakers)}
         speakers = [speaker_index[self.utterances[i].speaker] for i in indices]
-        return ClipDataset([clips[i] for i in indices], [self.label_index(i) for i in indices], cap, train, speakers)
+        corpora = [self.corpus_index(i) for i in indices]
+        labels = [self.label_index(i) for i in indices]
+        return ClipDataset([clips[i] for i in indices], labels, cap, train, speakers, corpora)
 
     def _loader(self, indices: list[int], train: bool) -> DataLoader:
         if not indices:
             raise ValueError(f"fold {self.fold.name}: the {'training' if train else 'evaluation'} set is empty")
         dataset = self._dataset(indices, self.max_train_s if train else self.max_eval_s, train)
-        if train and self.sampler == "balanced":
-            sampler = BalancedBatchSampler(dataset.lengths(), dataset.labels, self.batch_size, seed=self.seed)
+        groups = None  # what balanced batches even out: classes, corpora, or corpus x class
+        if train and self.balance == "corpus":
+            groups = dataset.corpora
+            if self.sampler == "balanced":
+                groups = [c * len(self.class_names) + y for c, y in zip(dataset.corpora, dataset.labels)]
+        elif train and self.sampler == "balanced":
+            groups = dataset.labels
+        if groups is not None:
+            sampler = BalancedBatchSampler(dataset.lengths(), groups, self.batch_size, seed=self.seed)
         else:
             sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=train, seed=self.seed)
         return DataLoader(
@@ -228,9 +290,9 @@ class SERDataModule(L.LightningDataModule):
         )
 
     def speaker_dataloader(self) -> DataLoader:
-        """Every utterance of the fold (train, val and test), whole, for per-speaker statistics.
+        """Every utterance of the fold (train, val and test), whole, for per-speaker or per-corpus statistics.
 
-        The test speakers' audio is used without labels: per-speaker normalisation is transductive.
+        The test speakers' (or test corpus's) audio is used without labels: such normalisation is transductive.
         """
         fold = self.fold
         indices = sorted(set(fold.train) | set(fold.val) | set(fold.test))

@@ -15,6 +15,7 @@ class ClipDataset(Dataset):
         max_len: longer clips are cropped to this many samples or frames (None keeps them whole).
         random_crop: crop at a random offset (training) rather than the centre (evaluation).
         speakers: speaker index per clip (for per-speaker normalisation); -1 everywhere when None.
+        corpora: corpus index per clip (``data=multi``: per-corpus metrics and normalisation); 0 when None.
     """
 
     def __init__(
@@ -24,9 +25,11 @@ class ClipDataset(Dataset):
         max_len: int | None = None,
         random_crop: bool = False,
         speakers: list[int] | None = None,
+        corpora: list[int] | None = None,
     ):
         self.clips, self.labels = clips, labels
         self.speakers = speakers if speakers is not None else [-1] * len(clips)
+        self.corpora = corpora if corpora is not None else [0] * len(clips)
         self.max_len, self.random_crop = max_len, random_crop
 
     def __len__(self) -> int:
@@ -37,24 +40,24 @@ class ClipDataset(Dataset):
         cap = self.max_len or max(c.shape[-1] for c in self.clips)
         return [min(c.shape[-1], cap) for c in self.clips]
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int, int]:
         clip = self.clips[i]
         if self.max_len and clip.shape[-1] > self.max_len:
             spare = clip.shape[-1] - self.max_len
             start = int(torch.randint(spare + 1, ()).item()) if self.random_crop else spare // 2
             clip = clip[..., start : start + self.max_len]
-        return clip, self.labels[i], i, self.speakers[i]
+        return clip, self.labels[i], i, self.speakers[i], self.corpora[i]
 
 
-def collate(items: list[tuple[torch.Tensor, int, int, int]]) -> dict[str, torch.Tensor]:
+def collate(items: list[tuple[torch.Tensor, int, int, int, int]]) -> dict[str, torch.Tensor]:
     """Zero-padded along time -> waves (B, T) and lengths (B,) in samples, or, for cached upstream
     features, feats (B, F, T') float32 and frames (B,); with labels (B,), index (B,) into the
-    dataset and speakers (B,)."""
-    clips, labels, index, speakers = zip(*items)
+    dataset, speakers (B,) and corpora (B,)."""
+    clips, labels, index, speakers, corpora = zip(*items)
     lengths = torch.tensor([c.shape[-1] for c in clips])
     batch = torch.zeros(len(clips), *clips[0].shape[:-1], int(lengths.max()))
     for row, c in zip(batch, clips):
         row[..., : c.shape[-1]] = c
     names = ("waves", "lengths") if clips[0].dim() == 1 else ("feats", "frames")
     return {names[0]: batch, names[1]: lengths, "labels": torch.tensor(labels), "index": torch.tensor(index),
-            "speakers": torch.tensor(speakers)}
+            "speakers": torch.tensor(speakers), "corpora": torch.tensor(corpora)}

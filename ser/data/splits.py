@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ser.corpora.multi import corpus_of
 from ser.corpora.utterance import Utterance
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Fold:
     test_speakers: list[str] = field(default_factory=list)
     speaker_independent: bool = True  # False only for split=random, which says so loudly
     val_from_train_speakers: bool = False  # a two-speaker corpus: val holds out utterances, not speakers
+    test_corpora: list[str] = field(default_factory=list)  # split=corpus: the held-out corpora
 
 
 def speakers_of(utterances: Sequence[Utterance], indices) -> set[str]:
@@ -237,3 +239,67 @@ class RandomSplit:
             by["train"] += ix[n_test + n_val :]
         parts = {k: sorted(v) for k, v in by.items()}
         return [Fold("random", parts["train"], parts["val"], parts["test"], [], speaker_independent=False)]
+
+
+class CorpusSplit:
+    """Cross-corpus: train on some corpora, test on another (``data=multi``).
+
+    With ``test`` named, one fold: every utterance of that corpus is tested and the others train.
+    Without it, leave one corpus out: one fold per corpus, named after it. Validation speakers come
+    from the training corpora only, drawn per training corpus (so each is represented), which makes
+    validation UA the in-domain reference for the cross-corpus test UA.
+
+    Args:
+        test: the test corpus (a name in ``data.corpora``), or null for leave-one-corpus-out.
+        val: share of each training corpus's speakers used for validation (at least one where the
+            corpus has three speakers or more), 0 for none, or a list of (namespaced) speaker ids.
+        fold: run only this fold of leave-one-corpus-out; None runs all.
+        seed: picks the validation speakers.
+    """
+
+    def __init__(self, test: str | None = None, val: float | Sequence[str] = 0.15, fold: int | None = None,
+                 seed: int = 0):
+        self.test, self.val, self.fold, self.seed = test, val, fold, seed
+
+    def folds(self, utterances: Sequence[Utterance]) -> list[Fold]:
+        corpora = list(dict.fromkeys(corpus_of(u) for u in utterances))
+        if len(corpora) < 2 or "" in corpora:
+            raise ValueError("split=corpus needs several corpora: use data=multi "
+                             "'data.corpora={a: <dir>, b: <dir>}' (this data has "
+                             f"{[c for c in corpora if c] or 'one corpus'})")
+        if self.test is not None:
+            if str(self.test) not in corpora:
+                raise ValueError(f"split.test={self.test}: not one of the corpora {corpora}")
+            held_out = [str(self.test)]
+        else:
+            held_out = corpora
+        # one generator per held-out corpus: its fold is the same whether run alone (split.test) or in a LOCO
+        folds = [self._fold(utterances, c, np.random.default_rng([self.seed, corpora.index(c)])) for c in held_out]
+        return folds if self.test is not None else _select(folds, self.fold)
+
+    def _fold(self, utterances: Sequence[Utterance], test_corpus: str, rng) -> Fold:
+        speakers = {}  # corpus -> its speakers, in order
+        for u in utterances:
+            speakers.setdefault(corpus_of(u), set()).add(u.speaker)
+        if isinstance(self.val, (int, float)) and not isinstance(self.val, bool):
+            val = []
+            for corpus, pool in speakers.items():
+                if corpus == test_corpus or self.val == 0:
+                    continue
+                if not 0 < self.val < 1:
+                    raise ValueError(f"split.val: a fraction must lie in [0, 1), got {self.val}")
+                k = max(1, int(round(self.val * len(pool)))) if len(pool) >= 3 else 0
+                val += rng.permutation(sorted(pool))[:k].tolist()
+        else:
+            rest = sorted(set().union(*(p for c, p in speakers.items() if c != test_corpus)))
+            val = _pick(rest, self.val, rng, "val")
+        val = set(val)
+        by = {"train": [], "val": [], "test": []}
+        for i, u in enumerate(utterances):
+            by["test" if corpus_of(u) == test_corpus else "val" if u.speaker in val else "train"].append(i)
+        if not by["train"]:
+            raise ValueError(f"fold {test_corpus}: no training utterances are left after validation speakers {sorted(val)}")
+        fold = Fold(test_corpus, by["train"], by["val"], by["test"], sorted(speakers[test_corpus]),
+                    test_corpora=[test_corpus])
+        check_disjoint(utterances, fold)
+        return fold

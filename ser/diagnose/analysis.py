@@ -111,3 +111,98 @@ def ua_by_duration(durations: np.ndarray, labels, preds, n_classes: int, n_bucke
             rows.append({"low": float(low), "high": float(high), "n": int(sel.sum()),
                          "ua": ua(labels[sel], preds[sel], n_classes), "wa": float((labels[sel] == preds[sel]).mean())})
     return rows
+
+
+def separability(embeddings: np.ndarray, groups, folds: int = 5, seed: int = 0, l2: float = 1e-2) -> float:
+    """How well a linear classifier tells ``groups`` (e.g. corpora) apart from ``embeddings`` (N, D).
+
+    Balanced accuracy of an L2-regularised logistic regression on standardised inputs, out of fold
+    (``folds``-fold, stratified by group): about 1/K for K indistinguishable groups, 1 when the
+    groups are linearly separable. NaN with fewer than two groups or too few items.
+    """
+    import torch
+
+    names, y = np.unique(np.asarray(groups), return_inverse=True)
+    counts = np.bincount(y)
+    if len(names) < 2 or counts.min() < 2:
+        return float("nan")
+    folds = int(min(folds, counts.min()))
+    rng = np.random.default_rng(seed)
+    part = np.empty(len(y), dtype=int)
+    for g in range(len(names)):  # stratified: each group dealt round-robin over the folds, shuffled
+        ix = rng.permutation(np.flatnonzero(y == g))
+        part[ix] = np.arange(len(ix)) % folds
+    X = torch.as_tensor(np.asarray(embeddings, dtype=np.float64))
+    target = torch.as_tensor(y)
+    preds = np.empty(len(y), dtype=int)
+    for k in range(folds):
+        train, test = torch.as_tensor(part != k), torch.as_tensor(part == k)
+        mean, std = X[train].mean(0), X[train].std(0).clamp_min(1e-6)
+        Xs = (X - mean) / std
+        W, b = _logistic_regression(Xs[train], target[train], len(names), l2)
+        with torch.no_grad():
+            preds[test.numpy()] = (Xs[test] @ W + b).argmax(1).numpy()
+    return float(np.mean([np.mean(preds[y == g] == g) for g in range(len(names))]))
+
+
+def _logistic_regression(X, y, n_classes: int, l2: float):
+    """Multinomial logistic regression, each class weighted equally (balanced), fitted by L-BFGS -> (W, b)."""
+    import torch
+
+    W = torch.zeros(X.shape[1], n_classes, dtype=X.dtype, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=X.dtype, requires_grad=True)
+    weight = (len(y) / (n_classes * torch.bincount(y, minlength=n_classes).clamp_min(1))).to(X.dtype)
+    opt = torch.optim.LBFGS([W, b], max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(X @ W + b, y, weight=weight) + l2 * (W**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W.detach(), b.detach()
+
+
+def corpus_shift(parts: list[dict], class_names: list[str]) -> dict | None:
+    """The corpus-shift section from the folds' ``FoldResult.shift`` (None when no fold was cross-corpus).
+
+    UA and per-class recall in-domain (held-out speakers of the training corpora) against
+    cross-corpus (the test corpora), pooled over folds; which classes transfer (cross-corpus recall
+    at least 70 % of in-domain and above chance) and which collapse (at chance or below); the
+    corpus classifier's balanced accuracy on the model's embeddings (mean over folds).
+    """
+    parts = [p for p in parts if p]
+    if not parts:
+        return None
+    C, chance = len(class_names), 1 / len(class_names)
+    pooled = {}
+    for side in ("in_domain", "cross"):
+        labels = np.concatenate([p[side]["labels"] for p in parts])
+        preds = np.concatenate([p[side]["preds"] for p in parts])
+        pooled[side] = {"n": int(len(labels)), "ua": ua(labels, preds, C),
+                        "recall": recall_per_class(confusion(labels, preds, C)).tolist()}
+    classes = []
+    for c, name in enumerate(class_names):
+        a, b = pooled["in_domain"]["recall"][c], pooled["cross"]["recall"][c]
+        verdict = ("n/a" if np.isnan(a) or np.isnan(b) else "collapses" if b <= chance
+                   else "transfers" if b >= 0.7 * a else "degrades")
+        classes.append({"class": name, "in_domain": a, "cross": b, "verdict": verdict})
+    scores, chances = [], []
+    for p in parts:
+        emb = np.concatenate([p["in_domain"]["embeddings"], p["cross"]["embeddings"]])
+        which = p["in_domain"]["corpus"] + p["cross"]["corpus"]
+        scores.append(separability(emb, which))
+        chances.append(1 / len(set(which)))
+    return {
+        "directions": [f"{' + '.join(p['train_corpora'])} -> {' + '.join(p['test_corpora'])}" for p in parts],
+        "train_corpora": sorted({c for p in parts for c in p["train_corpora"]}),
+        "test_corpora": sorted({c for p in parts for c in p["test_corpora"]}),
+        "in_domain_from": parts[0]["in_domain_from"],
+        "in_domain": pooled["in_domain"],
+        "cross": pooled["cross"],
+        "gap": pooled["in_domain"]["ua"] - pooled["cross"]["ua"],
+        "classes": classes,
+        "corpus_accuracy": float(np.nanmean(scores)) if not np.all(np.isnan(scores)) else float("nan"),
+        "corpus_chance": float(np.mean(chances)),
+    }

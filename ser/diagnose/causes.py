@@ -141,6 +141,22 @@ def rank_causes(ev: dict) -> list[dict]:
                 f"(UA -{drops[top]:.2f} without it)",
                 advice,
             ))
+    # Dataset bias: the test corpus is not what the model trained on.
+    shift = ev.get("corpus_shift")
+    if shift and shift["gap"] > 0.05:
+        collapsed = [c["class"] for c in shift["classes"] if c["verdict"] == "collapses"]
+        acc = shift["corpus_accuracy"]
+        causes.append(_cause(
+            "dataset bias",
+            shift["gap"],
+            f"UA {shift['in_domain']['ua']:.2f} in-domain ({', '.join(shift['train_corpora'])}) vs "
+            f"{shift['cross']['ua']:.2f} on {', '.join(shift['test_corpora'])}"
+            + (f"; {', '.join(collapsed)} collapse{'s' if len(collapsed) == 1 else ''}" if collapsed else "")
+            + ("" if math.isnan(acc) else f"; a corpus classifier on the embeddings scores {acc:.2f} "
+               f"(chance {shift['corpus_chance']:.2f})"),
+            "features.normalize=corpus (transductive: report it separately), augment=full or noise for channel "
+            "variety, more training corpora with data.balance=corpus, or a pretrained upstream (experiment=pretrained)",
+        ))
     return sorted(causes, key=lambda c: -c["score"])
 
 

@@ -87,5 +87,5 @@ def diagnose(run: str | Path, overrides: list[str] = (), device: str = "cpu", sn
         del model
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     ev = collect(results, curves, dm.class_names, settings=settings_of(cfg))
-    title = f"{run_dir} ({dm.corpus.name}, {len(results)} fold{'s' if len(results) > 1 else ''})"
+    title = f"{run_dir} ({dm.corpus_label}, {len(results)} fold{'s' if len(results) > 1 else ''})"
     return write(ev, curves, Path(out) if out else run_dir / "diagnosis", title)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ser.corpora.multi import corpus_of
 from ser.diagnose.analysis import ua
 from ser.features.augment import add_noise
 
@@ -25,6 +26,7 @@ class FoldResult:
     train_counts: list[int]  # training utterances per class in this fold
     noise_ua: dict[float, float] = field(default_factory=dict)  # SNR dB -> UA
     occlusion: dict[str, float] = field(default_factory=dict)  # feature group -> UA with it occluded
+    shift: dict | None = None  # cross-corpus folds only: see ``corpus_shift``
 
 
 @torch.no_grad()
@@ -46,7 +48,7 @@ def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlu
     torch.manual_seed(seed)
     for batch in dm.test_dataloader():
         waves, lengths = batch["waves"].to(device), batch["lengths"].to(device)
-        speakers = batch["speakers"].to(device)
+        speakers = model.groups_of({k: v.to(device) for k, v in batch.items()})
         probs.append(model(waves, lengths, speakers).softmax(-1).float().cpu())
         labels.append(batch["labels"])
         index.append(batch["index"])
@@ -73,4 +75,36 @@ def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlu
         train_counts=dm.train_class_counts(),
         noise_ua={float(s): ua(labels, torch.cat(p).numpy(), n_classes) for s, p in noisy.items()},
         occlusion={g: ua(labels, torch.cat(p).numpy(), n_classes) for g, p in occluded.items()},
+        shift=corpus_shift(model, dm, fold, device),
     )
+
+
+def corpus_shift(model, dm, fold, device) -> dict | None:
+    """For a fold whose test corpora were not trained on: the in-domain reference and the embeddings.
+
+    In-domain: the fold's validation speakers (held-out speakers of the training corpora), predicted
+    by the same model. Embeddings: the encoder's output (B, D) for validation and test utterances
+    (training utterances when there is no validation), with each one's corpus, for the corpus
+    classifier. None for folds tested on corpora they also trained on.
+    """
+    corpus = [corpus_of(u) for u in dm.utterances]
+    trained = sorted({corpus[i] for i in fold.train})
+    tested = sorted({corpus[i] for i in fold.test})
+    if not all(tested) or set(tested) & set(trained):
+        return None
+    reference = dm.val_dataloader() if fold.val else dm._loader(fold.train, train=False)
+    out = {"train_corpora": trained, "test_corpora": tested, "in_domain_from": "validation" if fold.val else "training"}
+    sides = (("in_domain", reference, fold.val or fold.train), ("cross", dm.test_dataloader(), fold.test))
+    for part, loader, indices in sides:
+        labels, preds, embeddings, which = [], [], [], []
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            feats, frames = model.features(batch["waves"], batch["lengths"], model.groups_of(batch))
+            emb = model.encoder(feats, frames)  # (B, D)
+            preds.append(model.head(emb, feats, frames).argmax(-1).cpu())
+            labels.append(batch["labels"].cpu())
+            embeddings.append(emb.float().cpu())
+            which += [corpus[indices[i]] for i in batch["index"].tolist()]
+        out[part] = {"labels": torch.cat(labels).numpy(), "preds": torch.cat(preds).numpy(),
+                     "embeddings": torch.cat(embeddings).numpy(), "corpus": which}
+    return out

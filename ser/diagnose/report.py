@@ -75,6 +75,7 @@ def collect(results: list[FoldResult], curves: dict[str, dict], class_names: lis
                       for g in results[0].occlusion},
         "per_fold": [_fold_row(r, C, fold_fits.get(r.fold)) for r in results],
         "settings": dict(settings or {}),
+        "corpus_shift": A.corpus_shift([r.shift for r in results], class_names),
     }
     ev["causes"] = rank_causes(ev)
     return ev
@@ -255,6 +256,8 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
         L += ["", "![occlusion](occlusion.png)"]
     L += [""]
 
+    L += _corpus_shift_section(ev.get("corpus_shift"))
+
     if len(ev["per_fold"]) > 1:
         L += ["## Per fold", "", "| fold | speakers | n | UA | WA | ECE | UA at 10 dB | train-val gap |",
               "|---|---|---|---|---|---|---|---|"]
@@ -262,3 +265,33 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
               f"{_f(r['ua_10db'])} | {_f(r['gap'])} |" for r in ev["per_fold"]]
         L += [""]
     return "\n".join(L)
+
+
+def _corpus_shift_section(shift: dict | None) -> list[str]:
+    """'Is it the corpus?': in-domain against cross-corpus UA, per class, and how separable the corpora are."""
+    if not shift:
+        return []
+    where = ("held-out validation speakers of the training corpora" if shift["in_domain_from"] == "validation"
+             else "the training utterances themselves (no validation speakers: an optimistic reference)")
+    acc, chance = shift["corpus_accuracy"], shift["corpus_chance"]
+    if math.isnan(acc):
+        seen = "The corpus classifier had too few utterances to run."
+    else:
+        level = ("near chance: the model's features barely tell the corpora apart" if acc < chance + 0.15 else
+                 "close to 1: the features encode the recording (language, microphone, room, speakers) as much as "
+                 "the emotion" if acc > 0.9 else "well above chance: the corpora are partly separable")
+        seen = (f"A corpus classifier (logistic regression, out of fold) on the model's embeddings tells the corpora "
+                f"apart with balanced accuracy **{acc:.3f}** (chance {chance:.3f}), {level}.")
+    L = ["## Corpus shift", "",
+         f"Trained -> tested: {'; '.join(shift['directions'])}"
+         + (" (pooled over folds)" if len(shift["directions"]) > 1 else "")
+         + f". In-domain means {where}; cross-corpus means the test corpus. "
+         f"**UA {shift['in_domain']['ua']:.3f} in-domain** (n={shift['in_domain']['n']}) against "
+         f"**{shift['cross']['ua']:.3f} cross-corpus** (n={shift['cross']['n']}): a gap of {shift['gap']:+.3f}.", "",
+         seen, "", "| class | recall in-domain | recall cross-corpus | verdict |", "|---|---|---|---|"]
+    L += [f"| {c['class']} | {_f(c['in_domain'])} | {_f(c['cross'])} | {c['verdict']} |" for c in shift["classes"]]
+    L += ["", "Transfers: cross-corpus recall at least 70 % of in-domain; collapses: at or below chance. "
+          "What helps against corpus shift: per-corpus normalisation (features.normalize=corpus, transductive: "
+          "report it separately), channel and noise augmentation (augment=full, augment=noise), training on more "
+          "corpora (data.corpora, data.balance=corpus), a pretrained upstream (experiment=pretrained).", ""]
+    return L

@@ -14,7 +14,9 @@ from torch import nn
 
 from ser.models.masking import length_mask, masked_mean_std
 
-MODES = ("global", "speaker", "utterance", "none")
+MODES = ("global", "speaker", "corpus", "utterance", "none")
+# The batch key that picks a clip's row of the group table, per mode with one.
+GROUP_KEYS = {"speaker": "speakers", "corpus": "corpora"}
 
 
 class Moments:
@@ -72,7 +74,10 @@ class FeatureNorm(nn.Module):
             from ``fit_speakers``; removes speaker identity but keeps each utterance's level against the
             speaker's own. **Transductive** when the test speakers' unlabelled audio is used, which is how
             training fits it: report such results separately. Clips of unknown speakers fall back to the
-            global statistics) or ``none``.
+            global statistics), ``corpus`` (the same per corpus of ``data=multi``, each from all of that
+            corpus's audio in the fold: for a test corpus that is its unlabelled audio, so this is
+            **transductive** too and reported separately from training-corpus statistics, which
+            ``global`` gives) or ``none``.
         num_features: F.
     """
 
@@ -84,17 +89,24 @@ class FeatureNorm(nn.Module):
         self.register_buffer("mean", torch.zeros(num_features))
         self.register_buffer("std", torch.ones(num_features))
         self.register_buffer("fitted", torch.tensor(False))
-        # normalize=speaker: one row per speaker index of the data module; the size is known only after fitting.
+        # normalize=speaker|corpus: one row per speaker (corpus) index of the data module, known only after
+        # fitting. The buffers keep their first name so that older checkpoints load.
         self.register_buffer("speaker_mean", torch.zeros(0, num_features))
         self.register_buffer("speaker_std", torch.ones(0, num_features))
 
     @property
     def needs_fit(self) -> bool:
-        return self.mode in ("global", "speaker") and not bool(self.fitted)
+        return self.mode in ("global", "speaker", "corpus") and not bool(self.fitted)
+
+    @property
+    def group_key(self) -> str | None:
+        """The batch key holding each clip's group (``speakers`` or ``corpora``); None without groups."""
+        return GROUP_KEYS.get(self.mode)
 
     @property
     def needs_speakers(self) -> bool:
-        return self.mode == "speaker" and not len(self.speaker_mean)
+        """Group statistics (per speaker or per corpus) still to fit."""
+        return self.group_key is not None and not len(self.speaker_mean)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Take the checkpoint's speaker-table size (an empty table in checkpoints from before normalize=speaker).
@@ -116,14 +128,15 @@ class FeatureNorm(nn.Module):
         self.fitted.fill_(True)
 
     def fit_speakers(self, moments: Moments) -> None:
-        """Per-speaker statistics (one group per speaker index); speakers without frames keep the global ones."""
+        """Per-group statistics (one group per speaker or corpus index); groups without frames keep the global ones."""
         mean, std = moments.mean_std()
         seen = moments.count > 0
         self.speaker_mean = torch.where(seen, mean, self.mean)
         self.speaker_std = torch.where(seen, std, self.std)
 
     def forward(self, feats: torch.Tensor, frames: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
-        """feats (B, F, T'), frames (B,), ``speakers`` (B,) indexes the speaker table (-1 or None: global)."""
+        """feats (B, F, T'), frames (B,), ``speakers`` (B,) indexes the group table, speakers or corpora by
+        ``group_key`` (-1 or None: global)."""
         mask = length_mask(frames, feats.shape[-1])  # (B, T')
         if self.mode == "none":
             return feats * mask[:, None, :]
@@ -134,7 +147,7 @@ class FeatureNorm(nn.Module):
                 raise RuntimeError(f"features.normalize={self.mode}: fit the statistics on training data first "
                                    "(FeatureNorm.fit; ser.train does it before training)")
             mean, std = self.mean[None], self.std[None]  # (1, F), or (B, F) per speaker below
-            if self.mode == "speaker" and speakers is not None and len(self.speaker_mean):
+            if self.group_key is not None and speakers is not None and len(self.speaker_mean):
                 known = ((speakers >= 0) & (speakers < len(self.speaker_mean)))[:, None]
                 row = speakers.clamp(0, len(self.speaker_mean) - 1)
                 mean = torch.where(known, self.speaker_mean[row], mean)

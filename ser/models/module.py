@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import lightning as L
@@ -26,7 +27,7 @@ class Pipeline:
 
     def features(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None):
         """waves (B, T), lengths (B,) in samples -> normalised feats (B, F, T'), frames (B,);
-        ``speakers`` (B,) only for normalize=speaker."""
+        ``speakers`` (B,): the group index of each clip, only for normalize=speaker|corpus (``groups_of``)."""
         feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
         return self.normalizer(feats, frames, speakers), frames
 
@@ -38,6 +39,11 @@ class Pipeline:
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
         """waves (B, T), lengths (B,) in samples -> logits (B, C)."""
         return self.classify(*self.features(waves, lengths, speakers))
+
+    def groups_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The batch's group indices that the normalisation reads (speakers or corpora; None for none)."""
+        key = self.normalizer.group_key
+        return batch.get(key) if key else None
 
 
 # Checkpoints from before the frontend was split kept the normalisation statistics in the
@@ -102,6 +108,7 @@ class SERModule(Pipeline, L.LightningModule):
         self.train_metrics = EmotionMetrics(class_names, "train")
         self.val_metrics = EmotionMetrics(class_names, "val")
         self.test_metrics = EmotionMetrics(class_names, "test")
+        self.corpus_metrics = nn.ModuleDict()  # data=multi: test metrics per corpus too (on_test_start)
         self.last_confusion: dict[str, torch.Tensor] = {}
 
     def frontend_features(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +130,7 @@ class SERModule(Pipeline, L.LightningModule):
             batch = dict(batch)
             batch["waves"], batch["lengths"] = augment.waves(batch["waves"], batch["lengths"])
         feats, frames = self.frontend_features(batch)  # (B, F, T'), (B,)
-        feats = self.normalizer(feats, frames, batch.get("speakers"))
+        feats = self.normalizer(feats, frames, self.groups_of(batch))
         if augment is not None:
             feats = augment.features(feats, frames)
         logits = self.classify(feats, frames)  # (B, C)
@@ -131,6 +138,11 @@ class SERModule(Pipeline, L.LightningModule):
         if stage == "train" and not torch.isfinite(loss):
             self._stop_on_non_finite(loss)
         getattr(self, f"{stage}_metrics").update(logits.detach(), batch["labels"], loss)  # logged at epoch end
+        if stage == "test":
+            for k, metrics in enumerate(self.corpus_metrics.values()):
+                chosen = batch["corpora"] == k
+                if chosen.any():
+                    metrics.update(logits.detach()[chosen], batch["labels"][chosen])
         return loss
 
     def _stop_on_non_finite(self, loss: torch.Tensor) -> None:
@@ -166,8 +178,21 @@ class SERModule(Pipeline, L.LightningModule):
     def on_validation_epoch_end(self):
         self._epoch_end("val")
 
+    def on_test_start(self) -> None:
+        # Several corpora (data=multi): test metrics per corpus as well, test/<corpus>/ua and so on.
+        names = list(getattr(getattr(self.trainer, "datamodule", None), "corpus_names", []))
+        metrics = {name: EmotionMetrics(self.class_names, f"test/{name}") for name in names} if len(names) > 1 else {}
+        self.corpus_metrics = nn.ModuleDict(metrics).to(self.device)
+
     def on_test_epoch_end(self):
         self._epoch_end("test")
+        for metrics in self.corpus_metrics.values():
+            with warnings.catch_warnings():  # a corpus with no test utterance (on this rank) was never updated
+                warnings.filterwarnings("ignore", message=r".*was called before the ``update`` method.*")
+                scalars, confusion = metrics.compute()
+            metrics.reset()
+            if confusion.sum() > 0:  # only corpora that were tested
+                self.log_dict(scalars)
 
     def _log_confusion(self, stage: str, confusion: torch.Tensor) -> None:
         writer = getattr(self.logger, "experiment", None)

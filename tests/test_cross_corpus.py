@@ -1,0 +1,190 @@
+"""Several corpora in one run: namespacing, label harmonisation, split=corpus, per-corpus metrics,
+per-corpus normalisation and the corpus-shift section of the diagnosis.
+
+Two tiny synthetic corpora stand in for real ones: ``a`` records in a quiet room with a flat channel;
+``b`` through a telephone band, 12 dB quieter, over noise at 15 dB SNR (other speakers too).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from tests.conftest import EMODB
+
+SHIFTED = ", channel_hz: [300, 3400], noise_snr_db: 15, level_db: -12"
+SAVEE = EMODB.parent / "savee"
+
+
+def corpora(cache_dir, *, b_seed: int = 2, b_conditions: str = SHIFTED, b_emotions="[neutral, happiness, sadness, anger]",
+            speakers: tuple[int, int] = (4, 4), per_speaker: int = 12) -> str:
+    """The ``data.corpora`` override for corpora ``a`` and ``b``."""
+    one = ("{adapter: synthetic, root: %s, num_speakers: %d, utterances_per_speaker: %d, duration_s: [0.5, 1.2], "
+           "difficulty: 0.2, emotions: %s, seed: %d%s}")
+    a = one % (cache_dir, speakers[0], per_speaker, "[neutral, happiness, sadness, anger]", 1, "")
+    b = one % (cache_dir, speakers[1], per_speaker, b_emotions, b_seed, b_conditions)
+    return f"data.corpora={{a: {a}, b: {b}}}"
+
+
+def loaded(make_cfg, cache_dir, *overrides, **kw):
+    cfg = make_cfg("data=multi", corpora(cache_dir, **kw), *overrides)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.load()
+    return cfg, dm
+
+
+def test_speakers_are_namespaced_and_classes_harmonised(make_cfg, cache_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+        _, dm = loaded(make_cfg, cache_dir, b_emotions="[neutral, sadness, anger, fear]", speakers=(4, 3), per_speaker=8)
+    # both synthetic corpora call their speakers s01, s02, ...: the prefix keeps them apart
+    assert dm.speakers == [f"a/s{i:02d}" for i in range(1, 5)] + [f"b/s{i:02d}" for i in range(1, 4)]
+    assert {u.extras["corpus"] for u in dm.utterances} == {"a", "b"}
+    assert dm.corpus_names == ["a", "b"] and dm.corpus_label == "a + b"
+    assert dm.class_names == ["neutral", "sadness", "anger"]  # what both have, in canonical order
+    line = next(r.getMessage() for r in caplog.records if "every corpus has" in r.getMessage())
+    assert "happiness (a: 8)" in line and "fear (b: 6)" in line  # 4 speakers x 2, 3 speakers x 2 of each class
+    # data.labels still selects, and a class one corpus lacks is named
+    with caplog.at_level(logging.WARNING, logger="ser.data.datamodule"):
+        _, dm = loaded(make_cfg, cache_dir, "data.labels=[anger,happiness]", b_emotions="[neutral, sadness, anger, fear]",
+                       speakers=(4, 3), per_speaker=8)
+    assert dm.class_names == ["anger", "happiness"]
+    assert any("corpus b has no ['happiness']" in r.getMessage() for r in caplog.records)
+
+
+def test_corpus_split_folds_and_in_domain_splits(make_cfg, cache_dir):
+    cfg, dm = loaded(make_cfg, cache_dir, "split=corpus")
+    corpus = [u.extras["corpus"] for u in dm.utterances]
+    loco = instantiate(cfg.split).folds(dm.utterances)
+    assert [f.name for f in loco] == ["a", "b"] and [f.test_corpora for f in loco] == [["a"], ["b"]]
+    for fold in loco:
+        assert {corpus[i] for i in fold.test} == set(fold.test_corpora)
+        assert {corpus[i] for i in fold.train + fold.val} == {"a", "b"} - set(fold.test_corpora)
+        assert fold.val  # validation speakers come from the training corpus
+    cfg.split.test = "b"
+    (single,) = instantiate(cfg.split).folds(dm.utterances)
+    assert (single.train, single.val, single.test) == (loco[1].train, loco[1].val, loco[1].test)
+    cfg.split.test = "c"
+    with pytest.raises(ValueError, match=r"split.test=c: not one of the corpora \['a', 'b'\]"):
+        instantiate(cfg.split).folds(dm.utterances)
+    # in-domain splits over the namespaced speakers still work
+    cfg = make_cfg("data=multi", corpora(cache_dir), "split=loso")
+    assert len(instantiate(cfg.split).folds(dm.utterances)) == 8
+    # one corpus is not a cross-corpus set
+    single_corpus = make_cfg("split=corpus", "debug=smoke")
+    dm1 = instantiate(single_corpus.data)
+    dm1.load()
+    with pytest.raises(ValueError, match="split=corpus needs several corpora: use data=multi"):
+        instantiate(single_corpus.split).folds(dm1.utterances)
+
+
+def test_balance_corpus_draws_each_corpus_equally(make_cfg, cache_dir):
+    cfg, dm = loaded(make_cfg, cache_dir, "split=holdout", "split.test=[b/s01]", "split.val=0", "data.balance=corpus",
+                     speakers=(4, 3), per_speaker=8, b_seed=3, b_conditions="")
+    fold = instantiate(cfg.split).folds(dm.utterances)[0]
+    dm.use_fold(fold)
+    drawn = Counter()
+    for epoch in range(10):
+        loader = dm.train_dataloader()
+        loader.batch_sampler.set_epoch(epoch)
+        for batch in loader:
+            drawn.update(batch["corpora"].tolist())
+    trained = Counter(dm.corpus_index(i) for i in fold.train)
+    assert trained[0] == 2 * trained[1]  # 4 speakers of a against 2 training speakers of b, 8 utterances each
+    assert 0.75 < drawn[0] / drawn[1] < 1.33  # 2 without data.balance
+
+
+def test_corpus_normalisation_uses_each_corpus_own_statistics():
+    from ser.features.normalize import FeatureNorm, Moments
+
+    norm = FeatureNorm("corpus", 2)
+    assert norm.group_key == "corpora" and norm.needs_fit and norm.needs_speakers
+    feats = torch.tensor([[[1.0, 3.0]] * 2, [[10.0, 30.0]] * 2])  # (B=2, F=2, T=2): corpus 1 is 10x louder
+    frames, corpora = torch.tensor([2, 2]), torch.tensor([0, 1])
+    norm.fit(Moments.of([(feats, frames, None)], 1, 2))
+    norm.fit_speakers(Moments.of([(feats, frames, corpora)], 2, 2))
+    out = norm(feats, frames, corpora)
+    assert torch.allclose(out, torch.tensor([[[-1.0, 1.0]] * 2] * 2), atol=1e-3)  # each corpus centred on itself
+    assert not torch.allclose(norm(feats, frames, None), out)  # new audio (no corpus): the training statistics
+
+
+@pytest.fixture(scope="module")
+def trained_pairs(tmp_path_factory, cache_dir):
+    """Trained on ``a``, tested on ``b``: once with ``b`` shifted, once with ``b`` a second draw of a's conditions."""
+    from ser.train import train
+    from tests.conftest import compose_config
+
+    runs = {}
+    for kind, conditions in (("shifted", SHIFTED), ("same", "")):
+        out = tmp_path_factory.mktemp(kind)
+        cfg = compose_config(["data=multi", corpora(cache_dir, b_conditions=conditions),
+                              "split=corpus", "split.test=b", "model=pool", "trainer.max_epochs=8", "data.batch_size=8"],
+                             out, cache_dir)
+        runs[kind] = (out, train(cfg))
+    return runs
+
+
+def test_cross_corpus_run_writes_per_corpus_metrics(trained_pairs):
+    out, metrics = trained_pairs["shifted"]
+    assert metrics["test/b/ua"] == pytest.approx(metrics["test/ua"])
+    assert {f"test/b/recall/{c}" for c in ("neutral", "happiness", "sadness", "anger")} <= set(metrics)
+    assert not any(k.startswith("test/a/") for k in metrics)  # a was not tested
+
+
+def test_corpus_shift_section_tells_shifted_from_same_conditions(trained_pairs):
+    from ser.diagnose.core import diagnose
+
+    evidence = {}
+    for kind, (out, _) in trained_pairs.items():
+        report = diagnose(out, snrs=(), occlude=False)
+        evidence[kind] = json.loads((report.parent / "diagnosis.json").read_text())
+        assert "## Corpus shift" in report.read_text()
+    shifted, same = evidence["shifted"]["corpus_shift"], evidence["same"]["corpus_shift"]
+    assert shifted["directions"] == ["a -> b"] and shifted["in_domain_from"] == "validation"
+    assert shifted["corpus_accuracy"] > 0.9 > same["corpus_accuracy"] + 0.15
+    assert shifted["gap"] > same["gap"] + 0.08  # 0.25 against 0.10 when written
+    bias = [c for c in evidence["shifted"]["causes"] if c["cause"] == "dataset bias"]
+    assert bias and bias[0]["score"] == pytest.approx(shifted["gap"], abs=1e-3)
+    assert "on b" in bias[0]["evidence"] and "features.normalize=corpus" in bias[0]["try"]
+
+
+def test_leave_one_corpus_out_summary_and_resume(make_cfg, cache_dir, tmp_path):
+    from ser.train import train
+
+    cfg = make_cfg("data=multi", corpora(cache_dir), "split=corpus", "features.normalize=corpus",
+                   "trainer.max_epochs=1", "model.hidden=16")
+    train(cfg)
+    summary = json.loads((tmp_path / "run" / "cv_summary.json").read_text())
+    assert [(f["fold"], f["test_corpora"]) for f in summary["folds"]] == [("a", ["a"]), ("b", ["b"])]
+    assert "| fold | held-out corpus |" in (tmp_path / "run" / "cv_summary.md").read_text()
+    stored = torch.load(tmp_path / "run" / "fold_a" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert stored["normalizer.speaker_mean"].shape[0] == 2  # normalize=corpus: one row per corpus
+    # resume skips finished folds: the summary comes back identical without training
+    (tmp_path / "run" / "fold_b" / "checkpoints").rename(tmp_path / "moved")
+    cfg.resume = True
+    train(cfg)
+    assert not (tmp_path / "run" / "fold_b" / "checkpoints").exists()
+    again = json.loads((tmp_path / "run" / "cv_summary.json").read_text())
+    assert again["folds"] == summary["folds"]
+
+
+@pytest.mark.skipif(not (EMODB.is_dir() and SAVEE.is_dir()), reason="needs ../shared/data/emodb and savee")
+def test_real_emodb_and_savee(make_cfg):
+    """Listing and splitting only (no decoding): the real corpora meet as the issue describes."""
+    cfg = make_cfg("data=multi", f"data.corpora={{emodb: {EMODB}, savee: {SAVEE}}}", "split=corpus")
+    corpus = instantiate(cfg.data.corpus)(corpora=cfg.data.corpora)
+    utterances, problems = corpus.scan()
+    assert not problems and len(utterances) == 535 + 480
+    speakers = {u.speaker for u in utterances}
+    assert "emodb/03" in speakers and "savee/DC" in speakers and len(speakers) == 14
+    folds = instantiate(cfg.split).folds(utterances)
+    assert [(f.name, len(f.test)) for f in folds] == [("emodb", 535), ("savee", 480)]
+    shared = set.intersection(*({u.label for u in utterances if u.extras["corpus"] == c} for c in ("emodb", "savee")))
+    assert shared == {"anger", "disgust", "fear", "happiness", "neutral", "sadness"}
+    for fold in folds:  # validation speakers from the training corpus only
+        assert {utterances[i].extras["corpus"] for i in fold.val} == {"emodb", "savee"} - {fold.name}
