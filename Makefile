@@ -21,7 +21,7 @@ train: $(STAMP)
 	$(PY) train.py $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n auto $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check ser tests experiments train.py

@@ -14,6 +14,14 @@ from omegaconf import DictConfig, open_dict
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# Under pytest-xdist (make test runs one worker per core) each worker gets its share of the cores,
+# so that parallel trainings do not thrash each other's threads.
+# Processes the tests start (a notebook kernel, DDP ranks, sweep jobs) inherit the limit.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    torch.set_num_threads(THREADS)
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 EMODB = Path(os.environ.get("SER_EMODB", ROOT.parent / "shared" / "data" / "emodb"))
