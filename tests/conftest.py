@@ -25,6 +25,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 EMODB = Path(os.environ.get("SER_EMODB", ROOT.parent / "shared" / "data" / "emodb"))
+SAVEE = Path(os.environ.get("SER_SAVEE", ROOT.parent / "shared" / "data" / "savee"))
 
 
 def compose_config(overrides: list[str], output_dir: Path, cache_dir: Path) -> DictConfig:

@@ -15,10 +15,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import EMODB
+from tests.conftest import EMODB, SAVEE
 
 SHIFTED = ", channel_hz: [300, 3400], noise_snr_db: 15, level_db: -12"
-SAVEE = EMODB.parent / "savee"
 
 
 def corpora(cache_dir, *, b_seed: int = 2, b_conditions: str = SHIFTED, b_emotions="[neutral, happiness, sadness, anger]",
@@ -188,3 +187,14 @@ def test_real_emodb_and_savee(make_cfg):
     assert shared == {"anger", "disgust", "fear", "happiness", "neutral", "sadness"}
     for fold in folds:  # validation speakers from the training corpus only
         assert {utterances[i].extras["corpus"] for i in fold.val} == {"emodb", "savee"} - {fold.name}
+
+
+def test_in_domain_split_over_two_corpora_reports_each(make_cfg, cache_dir):
+    from ser.train import train
+
+    cfg = make_cfg("data=multi", corpora(cache_dir), "split=holdout", "split.test=[a/s01,b/s01]", "split.val=[a/s02]",
+                   "trainer.max_epochs=1", "model.hidden=16")
+    metrics = train(cfg)
+    # both corpora hold 3 of each class per speaker, so the pooled UA is the mean of the two
+    assert metrics["test/ua"] == pytest.approx((metrics["test/a/ua"] + metrics["test/b/ua"]) / 2, abs=1e-5)
+    assert {"test/a/recall/anger", "test/b/wa"} <= set(metrics)

@@ -154,8 +154,10 @@ def rank_causes(ev: dict) -> list[dict]:
             + (f"; {', '.join(collapsed)} collapse{'s' if len(collapsed) == 1 else ''}" if collapsed else "")
             + ("" if math.isnan(acc) else f"; a corpus classifier on the embeddings scores {acc:.2f} "
                f"(chance {shift['corpus_chance']:.2f})"),
-            "features.normalize=corpus (transductive: report it separately), augment=full or noise for channel "
-            "variety, more training corpora with data.balance=corpus, or a pretrained upstream (experiment=pretrained)",
+            ", ".join(
+                ([] if knobs.get("corpus_normalized") else ["features.normalize=corpus (transductive: report apart)"])
+                + ["augment=full or noise for channel variety", "more training corpora with data.balance=corpus"]
+                + ([] if knobs.get("pretrained") else ["a pretrained upstream (experiment=pretrained)"])),
         ))
     return sorted(causes, key=lambda c: -c["score"])
 

@@ -50,6 +50,8 @@ def settings_of(cfg) -> dict:
         "prosody": bool(cfg.features.get("prosody", False)),
         "noise_augmented": float(augment.get("noise_p", 0.0) or 0.0) > 0,
         "label_smoothing": float(cfg.loss.get("label_smoothing", 0.0) or 0.0) > 0,
+        "pretrained": str(cfg.features.get("_target_", "")).startswith(("ser.features.ge2e", "ser.features.ssl")),
+        "corpus_normalized": cfg.features.get("normalize") == "corpus",
     }
 
 
