@@ -188,7 +188,9 @@ def cross_validate(cfg: DictConfig, dm: SERDataModule, folds: list[Fold], run_di
     summary["wall_time_s"] = round(time.monotonic() - start, 1)
     if is_rank_zero():
         split = "leave-one-corpus-out" if any(f.test_corpora for f in folds) else cfg.split._target_.rsplit(".", 1)[-1]
-        write_summary(run_dir, summary, f"{split} on {dm.corpus_label}")
+        normalize = cfg.features.get("normalize")
+        note = f", features.normalize={normalize} (transductive)" if normalize in ("speaker", "corpus") else ""
+        write_summary(run_dir, summary, f"{split} on {dm.corpus_label}{note}")
     mean, std = summary["mean"], summary["std"]
     log.info("%d folds: UA %.3f ± %.3f  WA %.3f ± %.3f  (%s)", len(folds), mean["test/ua"], std["test/ua"],
              mean["test/wa"], std["test/wa"], run_dir / "cv_summary.md")

@@ -198,3 +198,17 @@ def test_in_domain_split_over_two_corpora_reports_each(make_cfg, cache_dir):
     # both corpora hold 3 of each class per speaker, so the pooled UA is the mean of the two
     assert metrics["test/ua"] == pytest.approx((metrics["test/a/ua"] + metrics["test/b/ua"]) / 2, abs=1e-5)
     assert {"test/a/recall/anger", "test/b/wa"} <= set(metrics)
+
+
+def test_a_manifest_corpus_column_is_metadata_in_a_single_corpus_run(make_cfg, cache_dir, tmp_path):
+    _, multi = loaded(make_cfg, cache_dir, speakers=(4, 3), per_speaker=8, b_seed=3, b_conditions="")
+    rows = ["path,label,speaker,corpus"] + [f"{u.path},{u.label},{u.speaker},{u.extras['corpus']}" for u in multi.utterances]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    cfg = make_cfg("data=manifest", f"data.root={tmp_path}", "split=holdout")
+    dm = instantiate(cfg.data)
+    dm.load()
+    assert dm.corpus_names == ["manifest"] and {dm.corpus_index(i) for i in range(len(dm.utterances))} == {0}
+    # split=corpus still reads the column, so a hand-made manifest can hold a cross-corpus set
+    cfg = make_cfg("data=manifest", f"data.root={tmp_path}", "split=corpus", "split.test=b")
+    (fold,) = instantiate(cfg.split).folds(dm.utterances)
+    assert {dm.utterances[i].extras["corpus"] for i in fold.test} == {"b"}

@@ -185,8 +185,13 @@ class SERDataModule(L.LightningDataModule):
         """What the data is, for titles: ``emodb``, or ``emodb + savee`` for data=multi."""
         return " + ".join(self.corpus_names)
 
+    def utterance_corpus(self, u: Utterance) -> str:
+        """The corpus ``u`` came from: its data.corpora name, or the one corpus's name (a manifest's own
+        ``corpus`` column is metadata then, not a corpus of this run)."""
+        return corpus_of(u) if isinstance(self.corpus, MultiCorpus) else self.corpus_names[0]
+
     def corpus_index(self, i: int) -> int:
-        return self.corpus_names.index(corpus_of(self.utterances[i], self.corpus_names[0]))
+        return self.corpus_names.index(self.utterance_corpus(self.utterances[i]))
 
     def prepare_data(self) -> None:
         # Generating the synthetic corpus (a one-off preparation) happens once per node.

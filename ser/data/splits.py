@@ -242,7 +242,8 @@ class RandomSplit:
 
 
 class CorpusSplit:
-    """Cross-corpus: train on some corpora, test on another (``data=multi``).
+    """Cross-corpus: train on some corpora, test on another (``data=multi``, or a manifest whose
+    ``corpus`` column says where each utterance comes from).
 
     With ``test`` named, one fold: every utterance of that corpus is tested and the others train.
     Without it, leave one corpus out: one fold per corpus, named after it. Validation speakers come

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ser.corpora.multi import corpus_of
 from ser.diagnose.analysis import ua
 from ser.features.augment import add_noise
 
@@ -87,7 +86,7 @@ def corpus_shift(model, dm, fold, device) -> dict | None:
     (training utterances when there is no validation), with each one's corpus, for the corpus
     classifier. None for folds tested on corpora they also trained on.
     """
-    corpus = [corpus_of(u) for u in dm.utterances]
+    corpus = [dm.utterance_corpus(u) for u in dm.utterances]
     trained = sorted({corpus[i] for i in fold.train})
     tested = sorted({corpus[i] for i in fold.test})
     if not all(tested) or set(tested) & set(trained):
