@@ -1,4 +1,4 @@
-"""Audio loading: soundfile decodes, torchaudio resamples, and every file is checked.
+"""Audio loading: soundfile decodes, soxr resamples, and every file is checked.
 
 A bad file raises ``AudioError`` naming the file and the reason, so a run never trains on
 silence, NaN or a truncated download without saying so.
@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 import torch
-import torchaudio.functional as AF
 
 SILENCE_PEAK = 1e-4  # about -80 dBFS: nothing a microphone records from a speaker is this quiet
+RESAMPLER = "soxr-hq"  # part of the audio cache key: another resampler gives other samples
+# libsndfile's header log: "data : 97656 (should be 48806)" when the data chunk promises more bytes than the file holds
+_SHORT_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
 class AudioError(ValueError):
@@ -35,27 +39,45 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            data, rate, header = f.read(dtype="float32", always_2d=True), f.samplerate, f.extra_info
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(path, f"unreadable audio ({err}); re-export it as WAV or FLAC") from err
+    if m := _SHORT_CHUNK.search(header):
+        promised, present = int(m.group(1)), int(m.group(2))
+        # 0xFFFFFFFF (or 0) is how streamed WAVs say "size unknown": not a truncation
+        if present < promised < 0xFFFFFFF0:
+            share = present / promised
+            raise AudioError(path, f"truncated: the header promises {promised} bytes of audio but the file holds "
+                                   f"{present} ({share:.0%}), so it is a copy cut short; copy it again")
     return data, rate
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Band-limited resampling of a mono float32 wave (soxr, high quality) from any rate to ``target``.
+
+    >>> resample(np.ones(24414, np.float32), 24414, 16000).shape
+    (16000,)
+    """
+    if rate == target:
+        return wave
+    return soxr.resample(np.ascontiguousarray(wave), rate, target, quality="HQ").astype(np.float32, copy=False)
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float = 0.0) -> torch.Tensor:
     """Load a file as a mono float32 wave (T,) at ``sample_rate``.
 
-    Channels are averaged; any source rate is resampled (band-limited sinc, torchaudio).
-    Raises ``AudioError`` for a file that is missing, empty, unreadable, holds no samples,
-    NaN or inf, is silent, or is shorter than ``min_duration_s``.
+    Channels are averaged; any source rate is resampled (``resample``: soxr, band-limited).
+    Raises ``AudioError`` for a file that is missing, empty, unreadable, truncated (the header promises
+    more audio than the file holds), holds no samples, NaN or inf, is silent, or is shorter than
+    ``min_duration_s``.
     """
     data, rate = read_audio(path)
     if data.shape[0] == 0:
         raise AudioError(path, "no samples (zero-length audio)")
     if not np.isfinite(data).all():
         raise AudioError(path, "contains NaN or inf samples")
-    wave = torch.from_numpy(data.mean(axis=1))
-    if rate != sample_rate:
-        wave = AF.resample(wave, rate, sample_rate)
+    wave = torch.from_numpy(resample(data.mean(axis=1), rate, sample_rate))
     if wave.abs().max() < SILENCE_PEAK:
         raise AudioError(path, f"silent (peak below {SILENCE_PEAK:g})")
     if wave.numel() < min_duration_s * sample_rate:
@@ -78,7 +100,7 @@ class AudioCache:
 
     def key(self, path: Path) -> Path:
         stat = path.stat()
-        ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}"
+        ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}|{RESAMPLER}"
         digest = hashlib.sha1(ident.encode()).hexdigest()
         return self.folder / digest[:2] / f"{digest}.npy"
 
