@@ -3,7 +3,7 @@
 Writes a model that takes raw 16 kHz mono waveforms ``waves`` (B, T) float32, zero-padded, and
 their ``lengths`` (B,) int64 in samples, and returns class probabilities ``probs`` (B, C); the
 frontend and its normalisation statistics are inside. The class names (the columns of ``probs``)
-and the sample rate go beside it in ``<out>.labels.json``. Neither format runs pickled code when
+and the sample rate go beside it in ``<out>.labels.json`` (``model.pt.labels.json``). Neither format runs pickled code when
 loaded (``torch.jit.load``, ``onnxruntime.InferenceSession``).
 
 The export is checked before it is written out: on a batch of other lengths than the one it was
@@ -52,7 +52,9 @@ def export(ckpt: str | Path, fmt: str, out: str | Path | None = None, atol: floa
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: choose one of {sorted(FORMATS)}")
     model = load_model(ckpt)
-    net = WaveformClassifier(model).eval()
+    # no parameter needs a gradient, so the exported forward builds no autograd graph (its outputs
+    # are plain tensors: .numpy() works on what torch.jit.load gives back)
+    net = WaveformClassifier(model).eval().requires_grad_(False)
     rate = model.frontend.sample_rate
     out = Path(out) if out else Path(ckpt).resolve().parent.parent / "export" / f"model{FORMATS[fmt]}"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,9 @@ def export(ckpt: str | Path, fmt: str, out: str | Path | None = None, atol: floa
 
 
 def labels_path(model_file: Path) -> Path:
-    return model_file.with_suffix(".labels.json")
+    """``model.pt`` -> ``model.pt.labels.json``: each export its own labels file (a .pt and an .onnx
+    of one run used to overwrite each other's ``model.labels.json``)."""
+    return model_file.with_name(model_file.name + ".labels.json")
 
 
 def run_onnx(path: Path, waves: torch.Tensor, lengths: torch.Tensor):

@@ -42,12 +42,17 @@ def audio_files(target: Path) -> list[Path]:
 
 
 def windows(wave: torch.Tensor, rate: int, window_s: float | None, hop_s: float | None) -> list[tuple[float, torch.Tensor]]:
-    """(start seconds, piece) pairs; the whole wave when no window is set or it is short."""
+    """(start seconds, piece) pairs every ``hop_s`` until a window reaches the end, so the last
+    (possibly shorter) piece is scored too; the whole wave when no window is set or it is short."""
     if not window_s or wave.numel() <= window_s * rate:
         return [(0.0, wave)]
-    win, hop = int(window_s * rate), int((hop_s or window_s) * rate)
-    starts = range(0, max(wave.numel() - win, 0) + 1, hop)
-    return [(s / rate, wave[s : s + win]) for s in starts]
+    win, hop = int(window_s * rate), max(1, int((hop_s or window_s) * rate))
+    pieces = []
+    for start in range(0, wave.numel(), hop):
+        pieces.append((start / rate, wave[start : start + win]))
+        if start + win >= wave.numel():
+            break
+    return pieces
 
 
 @torch.no_grad()

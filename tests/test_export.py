@@ -40,11 +40,12 @@ def test_torchscript_matches_eager(checkpoints, tmp_path, model):
     loaded = torch.jit.load(str(path))
     eager = load_model(checkpoints[model])
     waves, lengths = example_batch([20000, 7000], seed=5)
+    probs = loaded(waves, lengths)  # outside no_grad, as a user would call it
+    assert not probs.requires_grad and probs.numpy().shape == (2, len(eager.class_names))
     with torch.no_grad():
-        probs = loaded(waves, lengths)
         torch.testing.assert_close(probs, eager(waves, lengths).softmax(-1), atol=1e-5, rtol=0)
     assert probs.sum(-1).tolist() == pytest.approx([1, 1], abs=1e-5)
-    labels = json.loads((tmp_path / "m.labels.json").read_text())
+    labels = json.loads((tmp_path / "m.pt.labels.json").read_text())
     assert labels["class_names"] == eager.class_names and labels["sample_rate"] == 16000
 
 
@@ -59,6 +60,9 @@ def test_onnx_matches_eager(checkpoints, tmp_path, model, capsys):
     with torch.no_grad():
         expected = load_model(checkpoints[model])(waves, lengths).softmax(-1).numpy()
     assert abs(probs - expected).max() < 1e-4
+    # a TorchScript export beside it keeps its own labels file
+    export(checkpoints[model], "torchscript", tmp_path / "m.pt")
+    assert {p.name for p in tmp_path.glob("*.labels.json")} == {"m.onnx.labels.json", "m.pt.labels.json"}
 
 
 def test_unknown_format_is_named(checkpoints):

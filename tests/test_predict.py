@@ -45,3 +45,10 @@ def test_windows_give_one_row_each(checkpoint, tmp_path, capsys):
     main([f"ckpt={checkpoint}", f"input={tmp_path / 'long.wav'}", "window_s=2", "hop_s=1"])
     _, *body = rows(capsys)
     assert [r[0].rsplit("@", 1)[1] for r in body] == ["0.00-2.00", "1.00-3.00", "2.00-4.00", "3.00-5.00"]
+
+
+def test_the_last_partial_window_is_scored(checkpoint, tmp_path, capsys):
+    sf.write(tmp_path / "odd.wav", np.random.default_rng(1).normal(size=int(16000 * 2.52)) * 0.1, 16000)
+    main([f"ckpt={checkpoint}", f"input={tmp_path / 'odd.wav'}", "window_s=2", "hop_s=1"])
+    _, *body = rows(capsys)
+    assert [r[0].rsplit("@", 1)[1] for r in body] == ["0.00-2.00", "1.00-2.52"]
