@@ -23,6 +23,7 @@ from ser.cv import summarize, write_summary
 from ser.data.datamodule import SERDataModule
 from ser.data.splits import Fold
 from ser.models.module import SERModule
+from ser.quiet import silence_known_noise
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     run_dir = Path(cfg.paths.output_dir)
     check_output_dir(run_dir)
+    silence_known_noise()
     reuse_freed_memory()
     L.seed_everything(cfg.seed, workers=True)
     dm: SERDataModule = instantiate(cfg.data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 
 import pytest
@@ -189,12 +190,17 @@ def test_real_emodb_and_savee(make_cfg):
         assert {utterances[i].extras["corpus"] for i in fold.val} == {"emodb", "savee"} - {fold.name}
 
 
-def test_in_domain_split_over_two_corpora_reports_each(make_cfg, cache_dir):
+def test_in_domain_split_over_two_corpora_reports_each(make_cfg, cache_dir, caplog, recwarn):
     from ser.train import train
 
     cfg = make_cfg("data=multi", corpora(cache_dir), "split=holdout", "split.test=[a/s01,b/s01]", "split.val=[a/s02]",
                    "trainer.max_epochs=1", "model.hidden=16")
-    metrics = train(cfg)
+    with caplog.at_level(logging.INFO):
+        metrics = train(cfg)
+    # the libraries' known noise stays out of the log (ser.quiet)
+    assert "litlogger" not in caplog.text and not [w for w in recwarn if "LeafSpec" in str(w.message)]
+    # one line per epoch, for logs read without a progress bar
+    assert re.search(r"epoch 1/1  train loss \d\.\d{3}  train UA \d\.\d{3}  val UA \d\.\d{3}  [\d.]+ s/epoch", caplog.text)
     # both corpora hold 3 of each class per speaker, so the pooled UA is the mean of the two
     assert metrics["test/ua"] == pytest.approx((metrics["test/a/ua"] + metrics["test/b/ua"]) / 2, abs=1e-5)
     assert {"test/a/recall/anger", "test/b/wa"} <= set(metrics)

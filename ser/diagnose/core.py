@@ -14,6 +14,7 @@ from ser.checkpoint import load_model
 from ser.diagnose.evaluate import evaluate_fold
 from ser.diagnose.fitting import read_curves
 from ser.diagnose.report import collect, write
+from ser.quiet import silence_known_noise
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def diagnose(run: str | Path, overrides: list[str] = (), device: str = "cpu", sn
     ``overrides`` (``key=value``) patch the config stored in the checkpoints, e.g. ``data.root=`` when
     the corpus has moved. Returns the path of ``report.md``.
     """
+    silence_known_noise()
     run_dir = Path(run)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run={run_dir}: no such directory")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import warnings
 from collections.abc import Callable
 
@@ -12,6 +14,8 @@ from torch import nn
 from ser.features.normalize import FeatureNorm
 from ser.models.head import Head
 from ser.models.metrics import EmotionMetrics
+
+log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
 
@@ -119,6 +123,7 @@ class SERModule(Pipeline, L.LightningModule):
         return self.frontend(batch["waves"], batch["lengths"])
 
     def on_train_epoch_start(self) -> None:
+        self._epoch_started = time.monotonic()
         # Fine-tuning an upstream (features.freeze=false) starts after its warm-up epochs.
         if getattr(self.frontend, "freeze", True) is False:
             self.frontend.set_trainable(self.current_epoch >= self.frontend.warmup_epochs)
@@ -174,6 +179,21 @@ class SERModule(Pipeline, L.LightningModule):
 
     def on_train_epoch_end(self):
         self._epoch_end("train")
+        self._log_epoch()
+
+    def _log_epoch(self) -> None:
+        """One line per epoch in the run's log (train.log): readable where no progress bar is (a file, a cluster job)."""
+        if not self.trainer.is_global_zero or not hasattr(self, "_epoch_started"):
+            return
+        done, total = self.current_epoch + 1, self.trainer.max_epochs
+        seconds = time.monotonic() - self._epoch_started
+        m = self.trainer.callback_metrics
+        parts = [f"epoch {done}/{total}"]
+        parts += [f"train loss {float(m['train/loss']):.3f}"] if "train/loss" in m else []
+        parts += [f"train UA {float(m['train/ua']):.3f}"] if "train/ua" in m else []
+        parts += [f"val UA {float(m['val/ua']):.3f}"] if "val/ua" in m and self.trainer.val_dataloaders else []
+        parts += [f"{seconds:.1f} s/epoch", f"about {seconds * (total - done) / 60:.1f} min left"]
+        log.info("  ".join(parts))
 
     def on_validation_epoch_end(self):
         self._epoch_end("val")
