@@ -93,3 +93,14 @@ def test_ua_averages_only_the_classes_the_labels_hold():
     assert scalars["test/wa"] == pytest.approx(0.75)
     assert scalars["test/macro_f1"] == pytest.approx((2 / 3 + 1.0) / 2)  # anger P 1 R .5, neutral P 1 R 1; no disgust term
     assert counts.sum() == 4
+    # one definition everywhere: the baselines, the diagnosis and the CV summary count the same
+    from ser.baselines.run import metrics_of
+    from ser.cv import summarize
+    from ser.diagnose.analysis import ua
+
+    names = ["anger", "disgust", "neutral"]
+    baseline, _ = metrics_of(labels.numpy(), preds.numpy(), names)
+    assert baseline["test/ua"] == pytest.approx(scalars["test/ua"]) == ua(labels.numpy(), preds.numpy(), 3)
+    assert baseline["test/macro_f1"] == pytest.approx(scalars["test/macro_f1"])
+    pooled = summarize([{"fold": "f", "test_speakers": [], "metrics": scalars, "confusion": counts.tolist()}], names)
+    assert pooled["pooled"]["ua"] == pytest.approx(scalars["test/ua"])
