@@ -53,6 +53,19 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+def beyond_full_scale(path: str | Path) -> bool:
+    """True for a float WAV/FLAC whose samples exceed full scale (|x| > 1), as two of TESS's files do.
+
+    Integer formats cannot; their resampled waves may overshoot 1 a little, which is not the file's fault.
+    """
+    try:
+        if sf.info(str(path)).subtype not in ("FLOAT", "DOUBLE"):
+            return False
+        return bool(np.abs(read_audio(path)[0]).max() > 1.0)
+    except (AudioError, sf.LibsndfileError, RuntimeError):
+        return False
+
+
 def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
     """Band-limited resampling of a mono float32 wave (soxr, high quality) from any rate to ``target``.
 

@@ -75,6 +75,8 @@ def _summary(dm, utts, waves) -> dict:
         },
         "sample_rates": dict(sorted(rates.items())),
         "skipped": dm.skipped,
+        "out_of_range": [u.path for u in utts if u.path in set(dm.out_of_range)],
+        "duplicates": [g for g in dm.duplicates if set(g) & {u.path for u in utts}],
     }
 
 
@@ -87,14 +89,22 @@ def render(summary: dict) -> str:
     for label, counts in summary["label_by_speaker"].items():
         cells = "".join(f"{counts[s]:>{width + 1}}" for s in speakers)
         rows.append(f"{label:<12}{cells}{summary['labels'][label]:>7}")
+    return "\n".join(rows + footer(summary))
+
+
+def footer(summary: dict) -> list[str]:
+    """The totals line, then every skipped file, out-of-range file and duplicate group."""
     d = summary["duration_s"]
-    rows.append(
+    rows = [
         f"{summary['utterances']} utterances, {summary['speakers']} speakers, {d['total'] / 60:.1f} min "
         f"(min {d['min']} s, mean {d['mean']} s, max {d['max']} s), sample rates {summary['sample_rates']}, "
-        f"{len(summary['skipped'])} skipped"
-    )
+        f"{len(summary['skipped'])} skipped, {len(summary['out_of_range'])} beyond full scale, "
+        f"{len(summary['duplicates'])} duplicate groups"
+    ]
     rows += [f"  skipped {s['path']}: {s['reason']}" for s in summary["skipped"]]
-    return "\n".join(rows)
+    rows += [f"  beyond full scale (kept as it is): {p}" for p in summary["out_of_range"]]
+    rows += ["  identical audio: " + " = ".join(g) for g in summary["duplicates"]]
+    return rows
 
 
 def render_by_corpus(summary: dict) -> str:
@@ -108,7 +118,7 @@ def render_by_corpus(summary: dict) -> str:
                     + f"{total:>7}")
     rows.append(f"{'speakers':<12}" + "".join(f"{part['speakers']:>{width + 1}}" for part in corpora.values())
                 + f"{summary['speakers']:>7}")
-    return "\n".join(rows + render(summary).splitlines()[-1 - len(summary["skipped"]):])
+    return "\n".join(rows + footer(summary))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -12,16 +13,29 @@ import numpy as np
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ser.audio import AudioCache, AudioError, load_audio
+from ser.audio import AudioCache, AudioError, beyond_full_scale, load_audio
 from ser.corpora.labels import canonical, ordered
 from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
 from ser.data.dataset import ClipDataset, collate
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
-from ser.data.splits import Fold, check_disjoint
+from ser.data.splits import Fold, check_disjoint, check_duplicates
 from ser.data.upstream_cache import UpstreamCache
 
 log = logging.getLogger(__name__)
+
+
+def content_digest(wave) -> str:
+    """A hash of decoded audio: equal for byte-identical recordings under two names."""
+    return hashlib.sha1(wave.contiguous().numpy().tobytes()).hexdigest()
+
+
+def duplicate_groups(utterances: list[Utterance], digests: list[str]) -> list[list[str]]:
+    """Paths of files whose decoded audio is identical, in groups of two or more."""
+    by = {}
+    for u, d in zip(utterances, digests):
+        by.setdefault(d, []).append(u.path)
+    return [sorted(paths) for paths in by.values() if len(paths) > 1]
 
 
 class SERDataModule(L.LightningDataModule):
@@ -106,6 +120,9 @@ class SERDataModule(L.LightningDataModule):
         # the corpus of every utterance, in data.corpora's order; the batch's ``corpora`` index into it
         self.corpus_names: list[str] = list(getattr(self.corpus, "names", [self.corpus.name]))
         self.fold: Fold | None = None
+        self.out_of_range: list[str] = []  # files whose float samples exceed full scale
+        self.duplicates: list[list[str]] = []  # groups of files with identical decoded audio
+        self.digests: list[str] = []  # content hash of each utterance's decoded audio
 
     # -- corpus ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -151,6 +168,15 @@ class SERDataModule(L.LightningDataModule):
             self.utterances.append(u)
             self.waves.append(wave)
         self.speakers = sorted({u.speaker for u in self.utterances})
+        self.out_of_range = [u.path for u in self.utterances if beyond_full_scale(u.path)]
+        if self.out_of_range:
+            log.warning("%d files have samples beyond full scale (float audio above 1.0), kept as they are: %s",
+                        len(self.out_of_range), self.out_of_range[:5])
+        self.digests = [content_digest(w) for w in self.waves]
+        self.duplicates = duplicate_groups(self.utterances, self.digests)
+        if self.duplicates:
+            log.warning("%d groups of identical recordings under different names (the same decoded audio): %s",
+                        len(self.duplicates), self.duplicates[:3])
         if self.skipped:
             log.warning("skipped %d bad files (data.on_bad_file=skip): %s", len(self.skipped), self.skipped[:5])
 
@@ -208,8 +234,14 @@ class SERDataModule(L.LightningDataModule):
     def use_fold(self, fold: Fold) -> None:
         self.load()
         check_disjoint(self.utterances, fold)
+        check_duplicates(self.digests, fold, self.utterances)
         if self.train_fraction:
             fold = self._subsample(fold)
+        for part, indices in (("test", fold.test), ("validation", fold.val)):
+            missing = [c for c in self.class_names if indices and c not in {self.utterances[i].label for i in indices}]
+            if missing:
+                log.warning("fold %s: the %s set has no %s; its UA averages the classes it has", fold.name, part,
+                            ", ".join(missing))
         self.fold = fold
 
     def _subsample(self, fold: Fold) -> Fold:

@@ -53,6 +53,18 @@ def check_disjoint(utterances: Sequence[Utterance], fold: Fold) -> None:
             )
 
 
+def check_duplicates(digests: Sequence[str], fold: Fold, utterances: Sequence[Utterance]) -> None:
+    """Fail when copies of one recording (identical decoded audio under two names, ``digests`` per
+    utterance) fall on both sides of the split: the test would include what training heard."""
+    train = {digests[i]: i for i in fold.train}
+    held_out = {digests[i]: i for i in list(fold.val) + list(fold.test)}
+    shared = sorted(set(train) & set(held_out))
+    if shared:
+        pairs = [(utterances[train[d]].path, utterances[held_out[d]].path) for d in shared[:3]]
+        raise ValueError(f"fold {fold.name}: {len(shared)} recordings are in training and in validation/test under "
+                         f"different names, e.g. {pairs}; remove the copies (python -m ser.inspect lists them)")
+
+
 def _pick(pool: list[str], spec, rng, what: str) -> list[str]:
     """Speakers from a list (kept as given) or a fraction of ``pool`` (at least one; ``val`` may be 0: none)."""
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
