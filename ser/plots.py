@@ -27,7 +27,7 @@ def confusion_axes(ax, shade, labels, class_names: list[str], title: str, fontsi
 
 def confusion_figure(counts, class_names: list[str], title: str = "confusion matrix"):
     """Row-normalised confusion matrix (rows = true class) with the counts written in each cell."""
-    counts = np.asarray(counts, dtype=float)
+    counts = np.asarray(counts.cpu() if hasattr(counts, "cpu") else counts, dtype=float)  # a tensor may live on a GPU
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = 1.0 + 0.6 * len(class_names)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))

@@ -175,7 +175,7 @@ class SERModule(Pipeline, L.LightningModule):
         self.log_dict(scalars)
         self.last_confusion[stage] = confusion.cpu()
         if stage != "train":
-            self._log_confusion(stage, confusion)
+            self._log_confusion(stage, self.last_confusion[stage])  # matplotlib reads host memory
 
     def on_train_epoch_end(self):
         self._epoch_end("train")
