@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import OmegaConf
 
-from ser.models.module import SERModule
+if TYPE_CHECKING:
+    from ser.models.module import SERModule
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> SERModule:

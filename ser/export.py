@@ -1,4 +1,4 @@
-"""``python -m ser.export ckpt=<ckpt> format=torchscript|onnx [out=<file>]``.
+"""usage: python -m ser.export ckpt=<checkpoint> [format=torchscript|onnx] [out=<file>] [atol=1e-4]
 
 Writes a model that takes raw 16 kHz mono waveforms ``waves`` (B, T) float32, zero-padded, and
 their ``lengths`` (B,) int64 in samples, and returns class probabilities ``probs`` (B, C); the
@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from ser.checkpoint import load_model
-from ser.models.module import Pipeline
+from ser.cli import run_command
+from ser.models.pipeline import Pipeline
 
-USAGE = "usage: python -m ser.export ckpt=<checkpoint> format=torchscript|onnx [out=<file>] [atol=1e-4]"
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 
 
@@ -99,18 +99,14 @@ def run_onnx(path: Path, waves: torch.Tensor, lengths: torch.Tensor):
     return session.run(None, {"waves": waves.numpy(), "lengths": lengths.numpy()})[0]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = {}
-    for item in sys.argv[1:] if argv is None else argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in ("ckpt", "format", "out", "atol"):
-            sys.exit(f"ser.export: unknown argument {item!r}\n{USAGE}")
-        args[key] = value
-    if "ckpt" not in args or "format" not in args:
-        sys.exit(USAGE)
-    path = export(args["ckpt"], args["format"], args.get("out"), float(args.get("atol", 1e-4)))
+def export_command(cfg) -> int:
+    path = export(cfg.ckpt, cfg.format, cfg.out, float(cfg.atol))
     print(f"{path}\n{labels_path(path)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command("python -m ser.export", __doc__, "export", export_command, argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""``python -m ser.inspect data=<corpus> data.root=<dir>``: a corpus as the adapter sees it.
+"""usage: python -m ser.inspect data=<corpus> data.root=<dir> [data.* ...]
 
-Prints one JSON object on stdout (utterances, speakers, label counts, a label x speaker table,
-durations, sample rates found, skipped files with reasons) and a readable table on stderr.
-Bad files never stop the inspection: they are listed under ``skipped``.
+A corpus as the adapter sees it, before any training: one JSON object on stdout (utterances,
+speakers, label counts, a label x speaker table, durations, sample rates, skipped files with
+reasons, identical recordings, float audio beyond full scale) and a readable table on stderr.
+Bad files never stop the inspection: they are listed under "skipped". The options are training's
+(conf/train.yaml), so what inspect shows is what train.py will read.
 """
 
 from __future__ import annotations
@@ -10,22 +12,19 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
+from ser.cli import compose_config, run_command
 from ser.corpora.multi import corpus_of
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose_cli(overrides: list[str], config_name: str = "train"):
-    """The project's Hydra config composed with command-line overrides (no run directory)."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
+    """The project's Hydra config composed with command-line overrides (no run directory), each
+    override checked first (unknown keys and wrong kinds of value name what is valid)."""
+    return compose_config(config_name, list(overrides))
 
 
 def inspect_corpus(dm) -> dict:
@@ -121,8 +120,13 @@ def render_by_corpus(summary: dict) -> str:
     return "\n".join(rows + footer(summary))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    cfg = compose_cli(list(sys.argv[1:] if argv is None else argv))
+def main(argv: list[str] | None = None) -> dict | int:
+    """The summary (a dict) when called from Python; from the shell, exit status 2 on a user error."""
+    return run_command("python -m ser.inspect", __doc__, "train", inspect_command, argv, groups=["data"],
+                       help_cfg=lambda cfg: OmegaConf.masked_copy(cfg, ["data"]))
+
+
+def inspect_command(cfg) -> dict:
     with open_dict(cfg):
         cfg.data.on_bad_file = "skip"  # list every bad file instead of stopping at the first
     dm = instantiate(cfg.data)
@@ -137,4 +141,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)

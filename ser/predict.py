@@ -1,9 +1,10 @@
-"""``python -m ser.predict ckpt=<ckpt> input=<file or dir> [window_s=4 hop_s=2]``.
+"""usage: python -m ser.predict ckpt=<checkpoint> input=<file or folder> [window_s=4 hop_s=2] [device=cpu]
 
 Prints CSV on stdout: ``path,label,<one probability column per class>``. Any sample rate and
 channel count is accepted (resampled, downmixed). With ``window_s`` a recording longer than the
 window gives one row per window, its path suffixed ``@start-end`` (seconds). Bad files are
 reported on stderr and do not stop the others; the exit status is 1 if any file failed.
+Options come from conf/predict.yaml.
 """
 
 from __future__ import annotations
@@ -15,22 +16,8 @@ from pathlib import Path
 import torch
 
 from ser.audio import AudioError, load_audio
-from ser.checkpoint import load_model
+from ser.cli import run_command
 from ser.corpora.base import AUDIO_EXTENSIONS
-
-USAGE = "usage: python -m ser.predict ckpt=<checkpoint> input=<file or folder> [window_s=<s> hop_s=<s>]"
-
-
-def parse_args(argv: list[str]) -> dict[str, str]:
-    args = {}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in ("ckpt", "input", "window_s", "hop_s", "device"):
-            sys.exit(f"ser.predict: unknown argument {item!r}\n{USAGE}")
-        args[key] = value
-    if "ckpt" not in args or "input" not in args:
-        sys.exit(USAGE)
-    return args
 
 
 def audio_files(target: Path) -> list[Path]:
@@ -55,18 +42,24 @@ def windows(wave: torch.Tensor, rate: int, window_s: float | None, hop_s: float 
     return pieces
 
 
-@torch.no_grad()
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    device = args.get("device", "cpu")
-    model = load_model(args["ckpt"], device)
+    return run_command("python -m ser.predict", __doc__, "predict", predict, argv)
+
+
+@torch.no_grad()
+def predict(cfg) -> int:
+    from ser.checkpoint import load_model  # Lightning: seconds to import, not needed for --help
+
+    device = cfg.device
+    model = load_model(cfg.ckpt, device)
     rate = model.frontend.sample_rate
-    window_s = float(args["window_s"]) if "window_s" in args else None
-    hop_s = float(args["hop_s"]) if "hop_s" in args else None
+    window_s, hop_s = cfg.window_s, cfg.hop_s
+    if (window_s is not None and window_s <= 0) or (hop_s is not None and hop_s <= 0):
+        raise ValueError(f"window_s={window_s} hop_s={hop_s}: both must be positive seconds (or null)")
     out = csv.writer(sys.stdout)
     out.writerow(["path", "label", *model.class_names])
     failed = 0
-    for path in audio_files(Path(args["input"])):
+    for path in audio_files(Path(cfg.input)):
         try:
             wave = load_audio(path, rate)
         except AudioError as err:

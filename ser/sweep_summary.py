@@ -2,7 +2,8 @@
 
 Written into the sweep dir (``summary.md``, ``summary.csv``) by the ``SweepSummary`` Hydra
 callback after every multirun, or by hand: ``python -m ser.sweep_summary <multirun dir>``.
-Rows are sorted by validation UA (the selection metric), best first.
+Rows are sorted by validation UA (the selection metric), best first. For tables over many runs
+and sweeps, grouped over seeds and with a paired test, use ``python -m ser.results <dir>``.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ def collect(sweep_dir: Path) -> list[dict]:
         if overrides_file.exists():
             overrides = [line[2:].strip() for line in overrides_file.read_text().splitlines() if line.startswith("- ")]
         row = {"job": job.name, "overrides": " ".join(overrides), "status": "ok"}
-        metrics_file = job / "metrics.json"
-        if metrics_file.exists():
+        metrics_file, status_file = job / "metrics.json", job / "status.json"
+        status = json.loads(status_file.read_text()) if status_file.exists() else {}
+        if metrics_file.exists() and status.get("status", "finished") == "finished":
             metrics = json.loads(metrics_file.read_text())
             row |= {k: metrics.get(k) for k in COLUMNS}
-        else:
-            row |= {k: None for k in COLUMNS} | {"status": "failed"}
+        else:  # failed, interrupted or still running: labelled, with the reason train.py recorded
+            reason = f": {status['error']}" if status.get("error") else ""
+            row |= {k: None for k in COLUMNS} | {"status": status.get("status", "failed") + reason}
         rows.append(row)
     return sorted(rows, key=lambda r: -(r["val/ua"] if r["val/ua"] is not None else -1))
 

@@ -19,6 +19,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from ser.callbacks import AverageLastEpochs, FitFeatureNorm
+from ser.cli import UserError, short
 from ser.cv import summarize, write_summary
 from ser.data.datamodule import SERDataModule
 from ser.data.splits import Fold
@@ -223,6 +224,51 @@ def reuse_freed_memory() -> None:
         libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GiB of free heap instead of trimming it
 
 
+def check_components(cfg: DictConfig, run_dir: Path) -> None:
+    """Build every component once before any data is loaded, so a bad value fails in seconds and
+    names its group (``+optimizer.lrr=1e-3`` used to load the corpus, then die inside AdamW)."""
+    frontend = None
+
+    def features():
+        nonlocal frontend
+        frontend = build_frontend(cfg)[0]
+
+    def trainer():
+        quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        level, quiet.level = quiet.level, logging.WARNING  # "GPU available: ..." is printed once, by the real trainer
+        try:
+            instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False, default_root_dir=str(run_dir))
+        finally:
+            quiet.setLevel(level)
+
+    probe = torch.nn.Parameter(torch.zeros(1))
+    steps = {
+        "features": features,
+        "model": lambda: instantiate(cfg.model, in_features=frontend.out_features),
+        "loss": lambda: instantiate(cfg.loss, class_counts=[1, 1]),
+        "optimizer": lambda: instantiate(cfg.optimizer)([probe]),
+        "scheduler": lambda: cfg.get("scheduler") and instantiate(cfg.scheduler)(torch.optim.SGD([probe], lr=0.1),
+                                                                                  total_steps=10),
+        "augment": lambda: cfg.get("augment") and instantiate(cfg.augment),
+        "split": lambda: instantiate(cfg.split),
+        "trainer": trainer,
+    }
+    for group, build in steps.items():
+        try:
+            build()
+        except Exception as err:  # noqa: BLE001 - any failure here is the config's; say which group
+            if isinstance(err, ImportError):
+                raise
+            target = cfg[group].get("_target_", "") if isinstance(cfg.get(group), DictConfig) else ""
+            raise UserError(f"{group}{f' ({target})' if target else ''} cannot be built from its options: {short(err)}. "
+                            f"See them with: python train.py --cfg job --package {group}") from err
+
+
+def write_status(run_dir: Path, status: str, **extra) -> None:
+    """``status.json``: running, finished or failed (with the error), so summaries can skip or label the run."""
+    write_json(run_dir / "status.json", {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S")} | extra)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test as the config says; writes ``metrics.json`` to ``cfg.paths.output_dir``.
 
@@ -234,6 +280,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     check_output_dir(run_dir)
     silence_known_noise()
+    write_status(run_dir, "running")
+    try:
+        check_components(cfg, run_dir)
+        metrics = _train(cfg, run_dir)
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        write_status(run_dir, status, error=f"{type(err).__name__}: {short(err)}"[:2000])
+        raise
+    write_status(run_dir, "finished", **{k: metrics[k] for k in ("test/ua", "test/wa", "test/macro_f1") if k in metrics})
+    return metrics
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     reuse_freed_memory()
     L.seed_everything(cfg.seed, workers=True)
     dm: SERDataModule = instantiate(cfg.data)

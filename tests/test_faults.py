@@ -191,3 +191,10 @@ def test_joblib_launcher_runs_each_job_and_writes_a_sweep_summary(tmp_path):
     rows = (sweep / "summary.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("job,overrides,val/ua,test/ua")
     assert "model=lstm" in (sweep / "summary.md").read_text()
+    # the results table over the real sweep: both jobs finished (status.json), model the differing column
+    from ser.results import main as results
+
+    assert results([str(tmp_path), f"out={tmp_path / 'table'}"]) == 0
+    table = (tmp_path / "table" / "results.md").read_text()
+    assert "2 finished runs; 0 not finished" in table and "| model |" in table
+    assert all(json.loads((sweep / j / "status.json").read_text())["status"] == "finished" for j in ("0", "1"))

@@ -1,4 +1,4 @@
-"""``python -m ser.baselines [data=... split=...] [features=<set> | [<set>,...]] [classifiers=...] [out=<dir>]``.
+"""usage: python -m ser.baselines [data=... split=...] [features=<set> | [<set>,...]] [classifiers=[svm,logreg]] [out=<dir>]
 
 The classical reference: utterance-level features, then scikit-learn classifiers (an RBF SVM
 ``svm``, logistic regression ``logreg``, a linear SVM ``linsvm``; class-balanced; default

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from ser.baselines.features import OPENSMILE, frontend_set, opensmile_set
+from ser.cli import run_command
 from ser.cv import summarize, write_summary
 from ser.data.upstream_cache import FeatureStore
 from ser.diagnose.analysis import confusion, precision_recall_f1, ua
@@ -22,7 +23,7 @@ from ser.inspect import compose_cli
 from ser.train import build_frontend
 
 log = logging.getLogger(__name__)
-OWN_ARGS = ("classifiers", "out", "normalize", "features")
+OWN_ARGS = ("classifiers", "out", "normalize", "sets", "features")  # baselines' own options, and features= (sets)
 # C grids, searched on the training speakers of each fold (inner speaker-grouped cross-validation).
 C_GRIDS = {"svm": (0.1, 1.0, 10.0, 100.0), "logreg": (1e-3, 1e-2, 1e-1, 1.0), "linsvm": (1e-4, 1e-3, 1e-2, 1e-1)}
 INNER_FOLDS = 3
@@ -173,20 +174,42 @@ def run(cfg, classifiers: list[str], out: Path, normalize: str = "train", sets: 
     return results
 
 
-def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    own = {k: v for k, _, v in (a.partition("=") for a in argv) if k in OWN_ARGS}
-    overrides = [a for a in argv if a.partition("=")[0] not in OWN_ARGS]
-    sets = parse_sets(own.get("features"))
-    frontends = [s for s in sets if s not in OPENSMILE]
-    # data, split and paths come from the config composed with the first frontend set (or the default)
-    cfg = compose_cli(overrides + ([f"features={frontends[0]}"] if frontends else []))
-    out = Path(own.get("out") or f"runs/baselines/{time.strftime('%Y-%m-%d/%H-%M-%S')}")
+def command_line(argv: list[str]) -> list[str]:
+    """The documented short forms as config overrides: ``features=compare`` or ``features=[compare,ge2e]``
+    (feature sets, not only conf/features frontends) -> ``sets=[...]`` with ``features=`` the first
+    frontend among them; ``classifiers=svm,logreg`` (Hydra would read a sweep) or ``classifiers=svm`` -> a list."""
+    out = []
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if sep and key == "features" and (value.startswith("[") or value in OPENSMILE):
+            sets = parse_sets(value)
+            out.append(f"sets=[{','.join(sets)}]")
+            frontends = [s for s in sets if s not in OPENSMILE]
+            out += [f"features={frontends[0]}"] if frontends else []
+        elif sep and key == "classifiers" and not value.startswith("["):
+            out.append(f"classifiers=[{value}]")
+        else:
+            out.append(item)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict | int:
+    """The mean metrics per classifier when called from Python; from the shell, exit status 2 on a user error."""
+    argv = command_line(list(sys.argv[1:] if argv is None else argv))
+    # what composes each frontend set's own config (ser.baselines.run.extract): training's options alone
+    overrides = [a for a in argv if a.partition("=")[0].lstrip("+~") not in OWN_ARGS]
+    doc = sys.modules["ser.baselines"].__doc__
+    return run_command("python -m ser.baselines", doc, "baselines", lambda cfg: baselines(cfg, overrides), argv,
+                       groups=["data", "split", "features"],
+                       help_cfg=lambda cfg: OmegaConf.masked_copy(cfg, ["sets", "classifiers", "normalize", "out"]))
+
+
+def baselines(cfg, overrides: list[str] = ()) -> dict:
+    out = Path(cfg.out or f"runs/baselines/{time.strftime('%Y-%m-%d/%H-%M-%S')}")
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    classifiers = [c.strip() for c in own.get("classifiers", "svm,logreg").split(",") if c.strip()]
-    results = run(cfg, classifiers, out, own.get("normalize", "train"), sets, overrides)
+    results = run(cfg, list(cfg.classifiers), out, cfg.normalize, list(cfg.sets or []), list(overrides))
     print("| classifier | UA | ± std | WA | macro-F1 |\n|---|---|---|---|---|")
     for name, m in results.items():
         print(f"| {name} | {m['test/ua']:.3f} | {m['std_ua']:.3f} | {m['test/wa']:.3f} | {m['test/macro_f1']:.3f} |")

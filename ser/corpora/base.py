@@ -40,7 +40,7 @@ class Corpus:
         if not self.root.exists():
             raise FileNotFoundError(
                 f"data.root={self.root} does not exist; point data.root at your copy of {self.name} "
-                "(layouts in README.md, 'Corpora')"
+                "(layouts in README.md, 'Real corpora')"
             )
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):

@@ -1,7 +1,8 @@
-"""``python -m ser.diagnose run=<run dir> [device=cpu] [out=<dir>] [snrs=[40,20,10,5,0]] [data.root=...]``.
+"""usage: python -m ser.diagnose run=<run dir> [device=cpu] [out=<dir>] [snrs=[40,20,10,5,0]] [data.root=<dir>]
 
-Writes ``<run>/diagnosis/report.md`` (ranked causes first), ``diagnosis.json``, PNG figures and
-a TensorBoard log of the figures. Other ``key=value`` arguments patch the run's stored config.
+Why a trained run misclassifies: evaluates every fold's tested checkpoint on its test split and
+writes <run>/diagnosis/report.md (ranked causes first), diagnosis.json, PNG figures and a
+TensorBoard log of the figures. Options come from conf/diagnose.yaml.
 """
 
 from __future__ import annotations
@@ -9,29 +10,41 @@ from __future__ import annotations
 import logging
 import sys
 
-from ser.diagnose.core import diagnose
+from omegaconf import DictConfig, OmegaConf
 
-USAGE = "usage: python -m ser.diagnose run=<run dir> [device=cpu] [out=<dir>] [snrs=[40,20,10,5,0]] [data.root=<dir> ...]"
+from ser.cli import run_command
+
+OWN = ("run", "device", "out", "snrs", "occlude")
+
+
+def patches(cfg: DictConfig) -> list[str]:
+    """``key=value`` patches to the run's stored config: every option that is not diagnose's own and is set."""
+    flat = OmegaConf.to_container(cfg, resolve=True)
+    out = []
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif value is not None:
+                out.append(f"{prefix}{key}={value}")
+
+    walk({k: v for k, v in flat.items() if k not in OWN}, "")
+    return out
+
+
+def diagnose_command(cfg: DictConfig) -> int:
+    from ser.diagnose.core import diagnose  # torch and Lightning: imported once the options are known good
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = diagnose(cfg.run, patches(cfg), device=cfg.device, snrs=tuple(float(s) for s in cfg.snrs), out=cfg.out,
+                      occlude=cfg.occlude)
+    print(report)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args, overrides = {}, []
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep:
-            sys.exit(f"ser.diagnose: {item!r} is not key=value\n{USAGE}")
-        if key in ("run", "device", "out", "snrs"):
-            args[key] = value
-        else:
-            overrides.append(item)
-    if "run" not in args:
-        sys.exit(USAGE)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    snrs = tuple(float(s) for s in args.get("snrs", "[40,20,10,5,0]").strip("[]").split(",") if s.strip())
-    report = diagnose(args["run"], overrides, device=args.get("device", "cpu"), snrs=snrs, out=args.get("out"))
-    print(report)
-    return 0
+    return run_command("python -m ser.diagnose", __doc__, "diagnose", diagnose_command, argv)
 
 
 if __name__ == "__main__":

@@ -14,40 +14,11 @@ from torch import nn
 from ser.features.normalize import FeatureNorm
 from ser.models.head import Head
 from ser.models.metrics import EmotionMetrics
+from ser.models.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
-
-
-class Pipeline:
-    """The one path from waves to logits, shared by training, ``ser.export`` and ``ser.diagnose``:
-    ``features`` (frontend, then normalisation) and ``classify`` (encoder, then head)."""
-
-    frontend: nn.Module
-    normalizer: FeatureNorm
-    encoder: nn.Module
-    head: nn.Module
-
-    def features(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None):
-        """waves (B, T), lengths (B,) in samples -> normalised feats (B, F, T'), frames (B,);
-        ``speakers`` (B,): the group index of each clip, only for normalize=speaker|corpus (``groups_of``)."""
-        feats, frames = self.frontend(waves, lengths)  # (B, F, T'), (B,)
-        return self.normalizer(feats, frames, speakers), frames
-
-    def classify(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """feats (B, F, T'), frames (B,) -> logits (B, C)."""
-        emb = self.encoder(feats, frames)  # (B, D)
-        return self.head(emb, feats, frames)  # (B, C)
-
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
-        """waves (B, T), lengths (B,) in samples -> logits (B, C)."""
-        return self.classify(*self.features(waves, lengths, speakers))
-
-    def groups_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The batch's group indices that the normalisation reads (speakers or corpora; None for none)."""
-        key = self.normalizer.group_key
-        return batch.get(key) if key else None
 
 
 # Checkpoints from before the frontend was split kept the normalisation statistics in the
