@@ -117,7 +117,7 @@ class AverageLastEpochs(L.Callback):
             for name, total in self.total.items():
                 state[name].copy_(total / self.count)
         log.info("averaged the weights of the last %d epochs", self.count)
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=True)  # for testing and export: no optimizer state to carry
 
     @property
     def path(self) -> Path:
