@@ -60,11 +60,32 @@ def test_imbalance_ranks_first_with_its_numbers_and_advice():
 
 
 def test_overfitting_and_speaker_spread_are_detected():
-    fit = {"epochs": 20, "best_epoch": 6, "train_ua": 0.98, "val_ua": 0.5, "gap": 0.48, "final_train_ua": 1.0,
-           "final_val_ua": 0.45, "val_loss_min_epoch": 5, "val_loss_rise": 0.7}
+    fit = {"train_ua_eval": 0.98, "test_ua_folds": 0.5, "gap": 0.48, "epochs": 20, "best_epoch": 6, "val_ua": 0.5,
+           "final_val_ua": 0.45, "val_loss_min_epoch": 5, "val_loss_rise": 0.7, "val_loss_rose": True}
     speakers = {"a": {"ua": 0.2, "n": 50}, "b": {"ua": 0.8, "n": 50}}
     causes = rank_causes(_evidence(imbalance_r=0.0, fitting=fit, speaker_ua=speakers))
     assert [c["cause"] for c in causes] == ["speaker variability", "overfitting"]
+    assert "0.98 on the training speakers" in causes[1]["evidence"] and "epoch 5 of 20" in causes[1]["evidence"]
+
+
+def test_fitting_is_judged_in_eval_mode_and_claims_only_real_trends():
+    from ser.diagnose.fitting import fitting_evidence, loss_trend
+
+    # The case: 5 epochs, the training curve (train mode) below validation, loss lowest at the end.
+    curves = {"train/ua": [0.3, 0.45, 0.55, 0.6, 0.62], "val/ua": [0.4, 0.6, 0.7, 0.72, 0.71],
+              "train/loss": [1.8, 1.5, 1.3, 1.2, 1.1], "val/loss": [1.7, 1.3, 1.1, 1.0, 0.98]}
+    fit = fitting_evidence(curves)
+    assert fit["best_epoch"] == 4 and fit["epochs"] == 5 and fit["val_loss_min_epoch"] == 5  # counted from 1
+    assert not fit["val_loss_rose"] and "still falling at the last epoch (5)" in loss_trend(fit)
+    fit |= {"train_ua_eval": 0.93, "test_ua_folds": 0.7, "gap": 0.23}
+    assert "underfitting" not in [c["cause"] for c in rank_causes(_evidence(imbalance_r=0.0, fitting=fit))]
+    risen = fitting_evidence(curves | {"val/loss": [1.7, 1.0, 1.05, 1.2, 1.4]})
+    assert risen["val_loss_rose"] and "lowest at epoch 2 of 5 and rose 0.400" in loss_trend(risen)
+    flat = fitting_evidence(curves | {"val/loss": [1.7, 1.0, 1.003, 1.001, 1.005]})
+    assert "flat, not rising" in loss_trend(flat)
+    weak = {"train_ua_eval": 0.4, "test_ua_folds": 0.35, "gap": 0.05, "epochs": 5}
+    under = rank_causes(_evidence(imbalance_r=0.0, fitting=weak))
+    assert under[0]["cause"] == "underfitting" and "0.40 on the training speakers themselves" in under[0]["evidence"]
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +104,12 @@ def _check_report(report: Path, folds: int):
     ev = json.loads((report.parent / "diagnosis.json").read_text())
     assert len(ev["folds"]) == folds and set(ev["noise_ua"]) == {"40.0", "20.0", "10.0", "5.0", "0.0"}
     assert 0 <= ev["ece"] <= 1 and ev["occlusion"] and ev["fitting"]["epochs"] >= 1
+    fit = ev["fitting"]
+    assert 1 <= fit["best_epoch"] <= fit["epochs"] and 0 <= fit["train_ua_eval"] <= 1  # 1-based; eval-mode training UA
+    assert fit["gap"] == pytest.approx(fit["train_ua_eval"] - fit["test_ua_folds"])
+    assert "fitting gap" in text and "How to read this" in text and "UA at stake" in text
+    image = matplotlib.image.imread(report.parent / "fitting.png")
+    assert image.shape[1] > 2 * image.shape[0]  # UA and loss side by side
     assert any((report.parent / "tensorboard").iterdir())
     return text, ev
 

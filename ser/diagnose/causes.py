@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from ser.diagnose.fitting import loss_trend
+
 
 def _cause(name: str, score: float, evidence: str, advice: str) -> dict:
     return {"cause": name, "score": round(float(score), 4), "evidence": evidence, "try": advice}
@@ -77,24 +79,26 @@ def rank_causes(ev: dict) -> list[dict]:
                 if knobs.get("noise_augmented") else "augment=noise (augment.snr_db=[0,20]) if deployment audio is noisy",
             ))
 
-    # Over- and under-fitting.
-    fit = ev.get("fitting")
-    if fit:
+    # Over- and under-fitting: judged on the training speakers in eval mode (the training curve runs
+    # in train mode, with dropout and random crops, and is not comparable with validation).
+    fit = ev.get("fitting") or {}
+    if "gap" in fit:
         if fit["gap"] > 0.1:
+            trend = f"; {loss_trend(fit)[0].lower()}{loss_trend(fit)[1:-1]}" if fit.get("val_loss_rose") else ""
             causes.append(_cause(
                 "overfitting",
                 0.5 * fit["gap"],
-                f"train UA {fit['train_ua']:.2f} vs validation {fit['val_ua']:.2f} at the best epoch "
-                f"({fit['best_epoch']} of {fit['epochs']}); validation loss rose {fit['val_loss_rise']:.2f} "
-                f"after epoch {fit['val_loss_min_epoch']}",
+                f"UA {fit['train_ua_eval']:.2f} on the training speakers against {fit['test_ua_folds']:.2f} on the test "
+                f"speakers (both in eval mode){trend}",
                 "augment=specaugment or full, module.head_dropout=0.5, a smaller model (model.depth=2), "
                 "loss.label_smoothing=0.1",
             ))
-        if fit["final_train_ua"] < 0.7:
+        if fit["train_ua_eval"] < 0.7:
+            after = f" after {fit['epochs']} epochs" if "epochs" in fit else ""
             causes.append(_cause(
                 "underfitting",
-                0.7 - fit["final_train_ua"],
-                f"train UA only {fit['final_train_ua']:.2f} after {fit['epochs']} epochs",
+                0.7 - fit["train_ua_eval"],
+                f"UA only {fit['train_ua_eval']:.2f} on the training speakers themselves (eval mode){after}",
                 "train longer (trainer.max_epochs), raise optimizer.lr, a larger model (model.hidden, model.depth)",
             ))
 

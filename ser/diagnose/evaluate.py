@@ -25,6 +25,7 @@ class FoldResult:
     train_counts: list[int]  # training utterances per class in this fold
     noise_ua: dict[float, float] = field(default_factory=dict)  # SNR dB -> UA
     occlusion: dict[str, float] = field(default_factory=dict)  # feature group -> UA with it occluded
+    train_ua: float | None = None  # UA on the fold's training utterances, eval mode, whole utterances
     shift: dict | None = None  # cross-corpus folds only: see ``corpus_shift``
 
 
@@ -61,6 +62,7 @@ def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlu
                 hidden[:, rows] = 0.0
                 occluded[name].append(model.classify(hidden, frames).argmax(-1).cpu())
     torch.random.set_rng_state(generator_state)
+    train_ua = split_ua(model, dm, fold.train, device) if fold.train else None
     probs, labels = torch.cat(probs).numpy(), torch.cat(labels).numpy()
     utts = [dm.utterances[fold.test[i]] for i in torch.cat(index).tolist()]
     return FoldResult(
@@ -75,7 +77,19 @@ def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlu
         noise_ua={float(s): ua(labels, torch.cat(p).numpy(), n_classes) for s, p in noisy.items()},
         occlusion={g: ua(labels, torch.cat(p).numpy(), n_classes) for g, p in occluded.items()},
         shift=corpus_shift(model, dm, fold, device),
+        train_ua=train_ua,
     )
+
+
+def split_ua(model, dm, indices: list[int], device) -> float:
+    """UA of ``model`` in eval mode on utterances of the data module (whole, unaugmented): the fitting
+    measure, comparable with the test UA, unlike the training curve (dropout, random crops)."""
+    labels, preds = [], []
+    for batch in dm._loader(indices, train=False):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        preds.append(model(batch["waves"], batch["lengths"], model.groups_of(batch)).argmax(-1).cpu())
+        labels.append(batch["labels"].cpu())
+    return ua(torch.cat(labels).numpy(), torch.cat(preds).numpy(), len(model.class_names))
 
 
 def corpus_shift(model, dm, fold, device) -> dict | None:

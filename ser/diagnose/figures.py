@@ -66,6 +66,28 @@ def line(x, series: dict[str, list[float]], title: str, xlabel: str, ylabel: str
     return fig
 
 
+def fitting(curves: dict[str, list[float]], mean_of_folds: bool = False):
+    """UA and loss per epoch, training and validation side by side; epochs from 1, whole-epoch ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    suffix = " (mean of folds)" if mean_of_folds else ""
+    for ax, what in zip(axes, ("ua", "loss")):
+        for stage, style in (("train", "--"), ("val", "-")):
+            values = curves.get(f"{stage}/{what}", [])
+            if values:
+                label = "train (train mode: dropout, crops)" if stage == "train" else "validation"
+                ax.plot(np.arange(1, len(values) + 1), values, style, marker="o", markersize=3, label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("UA" if what == "ua" else "cross-entropy")
+        ax.set_title(("UA" if what == "ua" else "loss") + suffix)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def reliability(bins: list[dict], ece: float):
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfectly calibrated")

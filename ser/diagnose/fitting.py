@@ -1,10 +1,12 @@
-"""Training against validation curves, read back from a run's TensorBoard events."""
+"""Training against validation curves, read back from a run's TensorBoard events, and what they
+show about fitting. Epochs are numbered from 1 everywhere (epoch 1 is the first one trained)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 CURVES = ("train/ua", "val/ua", "train/loss", "val/loss")
+RISE = 0.01  # a validation-loss rise smaller than this is noise, not a trend
 
 
 def read_curves(run_dir: Path) -> dict[str, list[float]]:
@@ -23,22 +25,39 @@ def read_curves(run_dir: Path) -> dict[str, list[float]]:
 
 
 def fitting_evidence(curves: dict[str, list[float]]) -> dict | None:
-    """Best validation epoch, train and val UA there, the gap, and where val loss bottomed out."""
+    """From the curves: the best validation epoch (1-based) and the UAs there, and whether validation
+    loss turned upwards (``val_loss_rose``: lowest before the last epoch and more than RISE above
+    that at the end). The training UA of the curves is measured in train mode (dropout, random
+    crops, augmentation), so it is not compared with validation to judge fitting: the diagnosis
+    measures that on the training speakers in eval mode (``train_ua_eval`` in the report)."""
     train, val = curves.get("train/ua", []), curves.get("val/ua", [])
     n = min(len(train), len(val))
     if not n:
         return None
     best = max(range(n), key=lambda e: val[e])
     val_loss = curves.get("val/loss", [])
-    loss_min = min(range(len(val_loss)), key=lambda e: val_loss[e]) if val_loss else None
+    low = min(range(len(val_loss)), key=lambda e: val_loss[e]) if val_loss else None
+    rise = float(val_loss[-1] - val_loss[low]) if val_loss else 0.0
     return {
         "epochs": n,
-        "best_epoch": best,
-        "train_ua": float(train[best]),
+        "best_epoch": best + 1,
+        "train_ua_curve": float(train[best]),
         "val_ua": float(val[best]),
-        "gap": float(train[best] - val[best]),
-        "final_train_ua": float(train[n - 1]),
         "final_val_ua": float(val[n - 1]),
-        "val_loss_min_epoch": loss_min,
-        "val_loss_rise": float(val_loss[-1] - val_loss[loss_min]) if val_loss else 0.0,
+        "val_loss_min_epoch": None if low is None else low + 1,
+        "val_loss_rise": rise,
+        "val_loss_rose": bool(val_loss) and low < len(val_loss) - 1 and rise > RISE,
     }
+
+
+def loss_trend(fit: dict) -> str:
+    """One sentence on validation loss that claims only what the curve shows."""
+    if fit.get("val_loss_min_epoch") is None:
+        return "No validation loss was logged."
+    if fit["val_loss_rose"]:
+        return (f"Validation loss was lowest at epoch {fit['val_loss_min_epoch']} of {fit['epochs']} and rose "
+                f"{fit['val_loss_rise']:.3f} by the last epoch.")
+    if fit["val_loss_min_epoch"] >= fit["epochs"]:
+        return f"Validation loss was still falling at the last epoch ({fit['epochs']}): more epochs may help."
+    return (f"Validation loss was lowest at epoch {fit['val_loss_min_epoch']} of {fit['epochs']} and stayed "
+            f"within {RISE} of it after: flat, not rising.")

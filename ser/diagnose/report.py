@@ -12,7 +12,7 @@ from ser.diagnose import analysis as A
 from ser.diagnose import figures as F
 from ser.diagnose.causes import rank_causes
 from ser.diagnose.evaluate import FoldResult
-from ser.diagnose.fitting import fitting_evidence
+from ser.diagnose.fitting import fitting_evidence, loss_trend
 from ser.plots import plt
 
 
@@ -43,7 +43,6 @@ def collect(results: list[FoldResult], curves: dict[str, dict], class_names: lis
     calib = A.calibration(probs, labels)
     genders = sum((r.genders for r in results), [])
     fold_fits = {name: fitting_evidence(c) for name, c in curves.items()}
-    fits = [f for f in fold_fits.values() if f]
     ev = {
         "class_names": class_names,
         "n": int(len(labels)),
@@ -69,7 +68,7 @@ def collect(results: list[FoldResult], curves: dict[str, dict], class_names: lis
         "calibration_bins": calib["bins"],
         "mean_confidence": calib["mean_confidence"],
         "accuracy": calib["accuracy"],
-        "fitting": _mean_dict(fits) if fits else None,
+        "fitting": _fitting(results, fold_fits, C),
         "fitting_per_fold": fold_fits,
         "occlusion": {g: float(np.average([r.occlusion[g] for r in results], weights=weights))
                       for g in results[0].occlusion},
@@ -79,6 +78,23 @@ def collect(results: list[FoldResult], curves: dict[str, dict], class_names: lis
     }
     ev["causes"] = rank_causes(ev)
     return ev
+
+
+def _fitting(results: list[FoldResult], fold_fits: dict[str, dict | None], C: int) -> dict | None:
+    """The fitting gap (UA on the training speakers minus UA on the test speakers, both in eval mode
+    with the tested weights; means over folds), and what the validation curves show."""
+    out = {}
+    measured = [r for r in results if r.train_ua is not None]
+    if measured:
+        train = float(np.mean([r.train_ua for r in measured]))
+        test = float(np.mean([A.ua(r.labels, r.probs.argmax(1), C) for r in measured]))
+        out |= {"train_ua_eval": train, "test_ua_folds": test, "gap": train - test}
+    fits = [f for f in fold_fits.values() if f]
+    if fits:
+        rose = sum(f["val_loss_rose"] for f in fits)
+        out |= _mean_dict([{k: v for k, v in f.items() if k != "val_loss_rose"} for f in fits])
+        out |= {"val_loss_rose": rose > len(fits) / 2, "val_loss_rose_folds": rose, "curve_folds": len(fits)}
+    return out or None
 
 
 def _mean_dict(dicts: list[dict]) -> dict:
@@ -96,7 +112,8 @@ def _fold_row(r: FoldResult, C: int, fit: dict | None) -> dict:
     preds = r.probs.argmax(1)
     return {"fold": r.fold, "n": len(r.labels), "speakers": sorted(set(r.speakers)), "ua": A.ua(r.labels, preds, C),
             "wa": float((r.labels == preds).mean()), "ece": A.calibration(r.probs, r.labels)["ece"],
-            "ua_10db": r.noise_ua.get(10.0, float("nan")), "gap": fit["gap"] if fit else float("nan")}
+            "ua_10db": r.noise_ua.get(10.0, float("nan")),
+            "gap": r.train_ua - A.ua(r.labels, preds, C) if r.train_ua is not None else float("nan")}
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -121,15 +138,11 @@ def write(ev: dict, curves: dict[str, dict], out: Path, title: str, tensorboard:
     if ev["occlusion"]:
         figs["occlusion.png"] = F.horizontal_bars({g: ev["ua"] - v for g, v in ev["occlusion"].items()},
                                                   "UA lost when a feature group is occluded", "UA drop")
-    usable = {k: c for k, c in curves.items() if c.get("val/ua")}
+    usable = {k: c for k, c in curves.items() if c.get("val/ua") or c.get("train/loss")}
     if usable:
-        first = next(iter(usable.values()))
-        epochs = np.arange(len(first["val/ua"]))
-        series = {"train UA": first["train/ua"], "val UA": first["val/ua"]}
-        if len(usable) > 1:
-            series = {"train UA (mean of folds)": _mean_curve([c["train/ua"] for c in usable.values()]),
-                      "val UA (mean of folds)": _mean_curve([c["val/ua"] for c in usable.values()])}
-        figs["fitting.png"] = F.line(epochs, series, "training vs validation", "epoch", "UA")
+        mean = len(usable) > 1
+        figs["fitting.png"] = F.fitting({key: _mean_curve([c.get(key, []) for c in usable.values()]) for key in
+                                         ("train/ua", "val/ua", "train/loss", "val/loss")}, mean_of_folds=mean)
     writer = None
     if tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -149,7 +162,7 @@ def write(ev: dict, curves: dict[str, dict], out: Path, title: str, tensorboard:
 
 def _mean_curve(curves: list[list[float]]) -> list[float]:
     n = min(len(c) for c in curves)
-    return np.mean([c[:n] for c in curves], axis=0).tolist()
+    return np.mean([c[:n] for c in curves], axis=0).tolist() if n else []
 
 
 def _bucket(b: dict) -> str:
@@ -183,8 +196,14 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
             L.append(f"{k}. **{c['cause']}** (score {c['score']:.3f}): {c['evidence']}. *Try:* {c['try']}.")
     else:
         L.append("No cause stands out: the errors are spread evenly. More data or a stronger model is the lever.")
-    L += ["", "Scores are rough \"UA at stake\" estimates, so that the causes can be ordered; "
-          "the sections below hold the evidence.", ""]
+    L += ["", "How to read this:",
+          "- **score** (\"UA at stake\"): a rough estimate of the UA a cause costs (the recall spread it explains, "
+          "the UA lost at 10 dB SNR, half the fitting gap, ...), only to order the causes; scores do not add up.",
+          "- **UA**: mean recall over the classes present in the test labels (chance = 1 / classes); **WA**: accuracy.",
+          "- **fitting gap**: UA on the training speakers minus UA on the test speakers, both with the tested "
+          "weights in eval mode.",
+          "- **ECE**: expected calibration error, the mean gap between confidence and accuracy over 10 bins.",
+          "- Epochs are counted from 1. The sections below hold the evidence.", ""]
 
     L += ["## Confusions", "", "![confusion](confusion.png)", "", "| class | precision | recall | F1 | support |",
           "|---|---|---|---|---|"]
@@ -235,16 +254,22 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
     L += ["", "![calibration](calibration.png)", ""]
 
     L += ["## Fitting", ""]
-    fit = ev["fitting"]
-    if fit:
-        L += [f"Best validation epoch {fit['best_epoch']} of {fit['epochs']}: train UA {fit['train_ua']:.3f}, "
-              f"validation UA {fit['val_ua']:.3f} (gap **{fit['gap']:.3f}**); "
-              f"at the last epoch train {fit['final_train_ua']:.3f}, "
-              f"validation {fit['final_val_ua']:.3f}. Validation loss was lowest at epoch {fit['val_loss_min_epoch']} and "
-              f"rose {fit['val_loss_rise']:.3f} after it." + (" Means over folds." if len(ev["folds"]) > 1 else ""), ""]
+    fit = ev["fitting"] or {}
+    folds = " (means over folds)" if len(ev["folds"]) > 1 else ""
+    if "gap" in fit:
+        L += [f"With the tested weights in eval mode (whole utterances, no dropout or augmentation){folds}: UA "
+              f"{fit['train_ua_eval']:.3f} on the training speakers against {fit['test_ua_folds']:.3f} on the test "
+              f"speakers, a fitting gap of **{fit['gap']:.3f}**.", ""]
+    if "epochs" in fit:
+        rose = (f" It rose in {fit['val_loss_rose_folds']} of {fit['curve_folds']} folds."
+                if fit["curve_folds"] > 1 and fit["val_loss_rose_folds"] else "")
+        L += [f"The validation curve{folds} peaked at epoch {fit['best_epoch']} of {fit['epochs']} (UA {fit['val_ua']:.3f}; "
+              f"{fit['final_val_ua']:.3f} at the last epoch). " + loss_trend(fit) + rose, "",
+              "The training curve in the figure is measured in train mode (dropout, random crops, augmentation), "
+              "so it can sit below validation without meaning underfitting.", ""]
         if "fitting.png" in figures:
             L += ["![fitting](fitting.png)", ""]
-    else:
+    elif not fit:
         L += ["No training curves found (the run's tensorboard/ folder is missing).", ""]
 
     L += ["## Features", "",
@@ -259,7 +284,7 @@ def markdown(ev: dict, title: str, figures: set[str]) -> str:
     L += _corpus_shift_section(ev.get("corpus_shift"))
 
     if len(ev["per_fold"]) > 1:
-        L += ["## Per fold", "", "| fold | speakers | n | UA | WA | ECE | UA at 10 dB | train-val gap |",
+        L += ["## Per fold", "", "| fold | speakers | n | UA | WA | ECE | UA at 10 dB | fitting gap |",
               "|---|---|---|---|---|---|---|---|"]
         L += [f"| {r['fold']} | {', '.join(r['speakers'])} | {r['n']} | {r['ua']:.3f} | {r['wa']:.3f} | {r['ece']:.3f} | "
               f"{_f(r['ua_10db'])} | {_f(r['gap'])} |" for r in ev["per_fold"]]

@@ -191,7 +191,7 @@ class SERModule(Pipeline, L.LightningModule):
             return
         from ser.plots import confusion_figure
 
-        figure = confusion_figure(confusion, self.class_names, f"{stage} confusion (epoch {self.current_epoch})")
+        figure = confusion_figure(confusion, self.class_names, f"{stage} confusion (epoch {self.current_epoch + 1})")
         writer.add_figure(f"{stage}/confusion_matrix", figure, self.global_step)
 
     # -- optimisation ------------------------------------------------------------------------
