@@ -23,9 +23,16 @@ _LITLOGGER = _DropMessages("litlogger")
 def silence_known_noise() -> None:
     """Idempotent. Drops: Lightning's tip to install litlogger; torch's ``LeafSpec`` deprecation, which
     Lightning 2.6 triggers on every step; TensorBoard's directory-watcher chatter while ``ser.diagnose``
-    reads a run's curves."""
+    reads a run's curves; the second copy of each Lightning log line."""
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _LITLOGGER not in rank_zero.filters:
         rank_zero.addFilter(_LITLOGGER)
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
+    # `import lightning` gives its logger a console handler of its own ("INFO: ..."); where the root
+    # logger already prints (Hydra's job logging, basicConfig), every Lightning line came out twice.
+    if logging.getLogger().handlers:
+        package = logging.getLogger("lightning")
+        for handler in list(package.handlers):
+            if type(handler) is logging.StreamHandler:
+                package.removeHandler(handler)

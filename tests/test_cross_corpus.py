@@ -199,6 +199,8 @@ def test_in_domain_split_over_two_corpora_reports_each(make_cfg, cache_dir, capl
         metrics = train(cfg)
     # the libraries' known noise stays out of the log (ser.quiet)
     assert "litlogger" not in caplog.text and not [w for w in recwarn if "LeafSpec" in str(w.message)]
+    # Lightning's own console handler is gone where the root logger prints already: no line twice
+    assert not [h for h in logging.getLogger("lightning").handlers if type(h) is logging.StreamHandler]
     # one line per epoch, for logs read without a progress bar
     assert re.search(r"epoch 1/1  train loss \d\.\d{3}  train UA \d\.\d{3}  val UA \d\.\d{3}  [\d.]+ s/epoch", caplog.text)
     # both corpora hold 3 of each class per speaker, so the pooled UA is the mean of the two
