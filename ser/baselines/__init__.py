@@ -18,7 +18,17 @@ standardisation. Extracted features are cached on disk (``<paths.cache_dir>/base
 Needs the ``baselines`` extra (scikit-learn, opensmile).
 """
 
-from ser.baselines.features import functionals
-from ser.baselines.run import main, per_speaker, run
-
 __all__ = ["functionals", "main", "per_speaker", "run"]
+
+
+def __getattr__(name: str):
+    # torch, scikit-learn and Lightning load on first use: `python -m ser.baselines --help` should not wait for them
+    if name == "functionals":
+        from ser.baselines.features import functionals
+
+        return functionals
+    if name in ("main", "per_speaker", "run"):
+        from ser.baselines import run as module
+
+        return getattr(module, name)
+    raise AttributeError(name)

@@ -20,7 +20,6 @@ from ser.cv import summarize, write_summary
 from ser.data.upstream_cache import FeatureStore
 from ser.diagnose.analysis import confusion, precision_recall_f1, ua
 from ser.inspect import compose_cli
-from ser.train import build_frontend
 
 log = logging.getLogger(__name__)
 OWN_ARGS = ("classifiers", "out", "normalize", "sets", "features")  # baselines' own options, and features= (sets)
@@ -97,6 +96,7 @@ def parse_sets(value: str | None) -> list[str]:
 
 def extract(sets: list[str], overrides: list[str], dm, store: FeatureStore) -> list[np.ndarray]:
     """One (N, D) block per feature set, in order."""
+    from ser.train import build_frontend
     blocks = []
     feature_keys = [o for o in overrides if o.lstrip("+~").startswith("features.")]
     for name in sets:
@@ -120,6 +120,8 @@ def run(cfg, classifiers: list[str], out: Path, normalize: str = "train", sets: 
     each classifier's pipeline); ``speaker`` first standardises every speaker with their own
     (transductive; report it separately).
     """
+    from ser.train import build_frontend  # Lightning: seconds to import, not needed for --help
+
     if normalize not in ("train", "speaker"):
         raise ValueError(f"normalize={normalize!r}: choose train or speaker")
     unknown = sorted(set(classifiers) - set(C_GRIDS))
