@@ -18,17 +18,14 @@ standardisation. Extracted features are cached on disk (``<paths.cache_dir>/base
 Needs the ``baselines`` extra (scikit-learn, opensmile).
 """
 
-__all__ = ["functionals", "main", "per_speaker", "run"]
+import importlib
+
+__all__ = ["functionals", "main", "per_speaker"]  # and ser.baselines.run.run(cfg, ...)
+_LAZY = {"functionals": "ser.baselines.features", "main": "ser.baselines.run", "per_speaker": "ser.baselines.run"}
 
 
 def __getattr__(name: str):
     # torch, scikit-learn and Lightning load on first use: `python -m ser.baselines --help` should not wait for them
-    if name == "functionals":
-        from ser.baselines.features import functionals
-
-        return functionals
-    if name in ("main", "per_speaker", "run"):
-        from ser.baselines import run as module
-
-        return getattr(module, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
