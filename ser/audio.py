@@ -77,6 +77,26 @@ def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
     return soxr.resample(np.ascontiguousarray(wave), rate, target, quality="HQ").astype(np.float32, copy=False)
 
 
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) noise with a 1/f power spectrum (not normalised), drawn from ``rng``."""
+    size = 1 << (n - 1).bit_length()  # a power of two keeps the FFT fast
+    white = rng.normal(size=size)
+    return np.fft.irfft(np.fft.rfft(white) / np.sqrt(np.arange(size // 2 + 1) + 1.0), n=size)[:n]
+
+
+def band_pass(wave: np.ndarray, low: float | None, high: float | None, sample_rate: int) -> np.ndarray:
+    """A recording channel: 4th-order Butterworth band-pass magnitude (zero phase), applied in the frequency
+    domain; ``low`` or ``high`` None leaves that side open (a low- or high-pass)."""
+    freqs = np.fft.rfftfreq(wave.size, 1 / sample_rate)
+    gain = np.ones_like(freqs)
+    with np.errstate(divide="ignore"):
+        if low is not None:
+            gain = gain / np.sqrt(1 + (low / np.maximum(freqs, 1e-9)) ** 8)
+        if high is not None:
+            gain = gain / np.sqrt(1 + (freqs / high) ** 8)
+    return np.fft.irfft(np.fft.rfft(wave) * gain, n=wave.size)
+
+
 def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float = 0.0) -> torch.Tensor:
     """Load a file as a mono float32 wave (T,) at ``sample_rate``.
 

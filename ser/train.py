@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import ctypes
 import json
 import logging
@@ -90,6 +91,22 @@ def check_output_dir(run_dir: Path) -> None:
                       f"at least {MIN_FREE_BYTES / 2**20:.0f} MiB. Free some space or choose hydra.run.dir=...")
 
 
+CHANGED_LABELS = "injected_labels.csv"  # inject.label_noise: the replaced labels of a fold, to score their detection
+
+
+def write_changed_labels(path: Path, rows: list[dict]) -> None:
+    """``path``: one row per replaced label (path, speaker, label: the true one, given: what training saw)."""
+    if not is_rank_zero():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "speaker", "label", "given"])
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
 def check_compatible(ckpt: Path, cfg: DictConfig, class_names: list[str]) -> None:
     """A checkpoint resumed or reused under ``cfg`` must have the same classes and frontend; say which differs."""
     stored = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
@@ -104,13 +121,17 @@ def check_compatible(ckpt: Path, cfg: DictConfig, class_names: list[str]) -> Non
         raise ValueError(f"{ckpt}: its frontend differs from this config's: {pairs}; start a new run or restore them")
 
 
-def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> tuple[dict[str, float], list]:
+def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path,
+             subset: float = 1.0) -> tuple[dict[str, float], list]:
     """Train on one fold, test its best checkpoint; returns its test metrics and confusion counts.
 
     With ``resume=true`` and ``<run_dir>/checkpoints/last.ckpt`` present, training continues from it
-    (optimizer, scheduler, epoch and step included) up to the same ``trainer.max_epochs``.
+    (optimizer, scheduler, epoch and step included) up to the same ``trainer.max_epochs``. ``subset``:
+    train on that share of every class's training utterances (``SERDataModule.use_fold``).
     """
-    dm.use_fold(fold)
+    dm.use_fold(fold, subset)
+    if dm.changed_labels:
+        write_changed_labels(run_dir / CHANGED_LABELS, dm.changed_labels)
     module = build_module(cfg, dm.class_names, dm.train_class_counts())
     if cfg.get("compile"):
         # In place: checkpoint keys stay those of the plain module. Graphs inductor cannot compile
@@ -308,4 +329,6 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     write_json(run_dir / "metrics.json", metrics)
     log.info("test UA %.3f  WA %.3f  macro-F1 %.3f  -> %s", metrics["test/ua"], metrics["test/wa"],
              metrics["test/macro_f1"], run_dir / "metrics.json")
+    if is_rank_zero():
+        log.info("why does it misclassify? next: python -m ser.diagnose run=%s", run_dir)
     return metrics

@@ -73,11 +73,13 @@ def opensmile_set(name: str, waves: list[torch.Tensor], sample_rate: int, store:
     return _per_utterance(store, key, waves, lambda w: smile.process_signal(w.numpy(), sample_rate).values[0], name)
 
 
-def frontend_set(frontend, settings: dict, dm, store: FeatureStore, device="cpu") -> np.ndarray:
+def frontend_set(frontend, settings: dict, dm, store: FeatureStore, device="cpu",
+                 waves: list[torch.Tensor] | None = None) -> np.ndarray:
     """(N, D) utterance features from a ``conf/features`` frontend: statistics of a pretrained upstream's
-    cached frames, or functionals of a spectrogram frontend's rows (cached per settings)."""
-    if getattr(frontend, "cacheable", False):
-        dm.use_frontend(frontend, device)
-        return upstream_statistics(dm.cached)
+    cached frames, or functionals of a spectrogram frontend's rows (cached per settings). Of the data
+    module's utterances, or of ``waves`` when given (e.g. a fold's degraded test audio, ``dm.test_waves``)."""
+    if getattr(frontend, "cacheable", False):  # the frame cache training uses, on disk; the data module's state untouched
+        return upstream_statistics(dm.upstream_cache.features(frontend, dm.waves if waves is None else list(waves), device))
     key = "functionals-" + hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return _per_utterance(store, key, dm.waves, lambda w: utterance_functionals(frontend, w), "functionals")
+    return _per_utterance(store, key, dm.waves if waves is None else list(waves),
+                          lambda w: utterance_functionals(frontend, w), "functionals")

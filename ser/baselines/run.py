@@ -94,21 +94,38 @@ def parse_sets(value: str | None) -> list[str]:
     return names
 
 
-def extract(sets: list[str], overrides: list[str], dm, store: FeatureStore) -> list[np.ndarray]:
-    """One (N, D) block per feature set, in order."""
+def extractor(sets: list[str], overrides: list[str], dm, store: FeatureStore, cfg=None):
+    """``extract(waves=None) -> [(N, D) block per feature set]``: of every utterance of ``dm``, or of
+    ``waves``. ``sets`` empty: the frontend of ``cfg.features``."""
     from ser.train import build_frontend
-    blocks = []
+
     feature_keys = [o for o in overrides if o.lstrip("+~").startswith("features.")]
-    for name in sets:
+    makers = []
+    for name in sets or [None]:
         if name in OPENSMILE:
-            blocks.append(opensmile_set(name, dm.waves, dm.sample_rate, store))
+            makers.append(lambda waves, name=name: opensmile_set(name, dm.waves if waves is None else waves,
+                                                               dm.sample_rate, store))
             continue
-        cfg = compose_cli([o for o in overrides if o not in feature_keys] + [f"features={name}"] + feature_keys)
-        frontend, _ = build_frontend(cfg)
+        if name is not None:
+            cfg = compose_cli([o for o in overrides if o not in feature_keys] + [f"features={name}"] + feature_keys)
+        frontend = build_frontend(cfg)[0].eval()  # unnormalised: the classifier standardises, per fold
         settings = {k: v for k, v in cfg.features.items() if k != "normalize"}
-        blocks.append(frontend_set(frontend.eval(), settings, dm, store))
-        log.info("features=%s: %d columns", name, blocks[-1].shape[1])
-    return blocks
+        makers.append(lambda waves, f=frontend, s=settings: frontend_set(f, s, dm, store, waves=waves))
+
+    def extract(waves=None) -> list[np.ndarray]:
+        return [make(waves) for make in makers]
+
+    return extract
+
+
+def fold_matrix(X: np.ndarray, dm, extract, speakers: list[str] | None = None) -> np.ndarray:
+    """``X`` as the current fold sees it: the rows of injected test audio (``dm.test_waves``) recomputed,
+    then, with ``speakers``, every speaker standardised with their own statistics (``per_speaker``)."""
+    if dm.test_waves:
+        index = sorted(dm.test_waves)
+        X = X.copy()
+        X[index] = np.concatenate(extract([dm.test_waves[i] for i in index]), axis=1)
+    return per_speaker(X, speakers) if speakers is not None else X
 
 
 def run(cfg, classifiers: list[str], out: Path, normalize: str = "train", sets: list[str] = (),
@@ -120,8 +137,6 @@ def run(cfg, classifiers: list[str], out: Path, normalize: str = "train", sets: 
     each classifier's pipeline); ``speaker`` first standardises every speaker with their own
     (transductive; report it separately).
     """
-    from ser.train import build_frontend  # Lightning: seconds to import, not needed for --help
-
     if normalize not in ("train", "speaker"):
         raise ValueError(f"normalize={normalize!r}: choose train or speaker")
     unknown = sorted(set(classifiers) - set(C_GRIDS))
@@ -136,29 +151,26 @@ def run(cfg, classifiers: list[str], out: Path, normalize: str = "train", sets: 
     dm.prepare_data()
     dm.load()
     store = FeatureStore(Path(cfg.paths.cache_dir) / "baselines")
-    if sets:
-        blocks = extract(list(sets), list(overrides), dm, store)
-    else:
-        frontend, _ = build_frontend(cfg)  # unnormalised: the classifier standardises, per fold
-        settings = {k: v for k, v in cfg.features.items() if k != "normalize"}
-        blocks = [frontend_set(frontend.eval(), settings, dm, store)]
+    extract = extractor(list(sets), list(overrides), dm, store, cfg)
+    blocks = extract()
+    for name, block in zip(sets, blocks):
+        log.info("features=%s: %d columns", name, block.shape[1])
     X = np.concatenate(blocks, axis=1)
     sizes = [b.shape[1] for b in blocks]
-    y = np.array([dm.class_names.index(u.label) for u in dm.utterances])
     speakers = np.array([u.speaker for u in dm.utterances])
-    if normalize == "speaker":
-        X = per_speaker(X, list(speakers))
     folds = instantiate(cfg.split).folds(dm.utterances)
     what = "+".join(sets) if sets else cfg.features._target_.rsplit(".", 1)[-1]
-    log.info("%d utterances, %d features (%s), %d folds", len(y), X.shape[1], what, len(folds))
+    log.info("%d utterances, %d features (%s), %d folds", len(X), X.shape[1], what, len(folds))
     results = {}
     for name in classifiers:
         per_fold = []
         for fold in folds:
-            dm.use_fold(fold)  # the split guard, and data.train_fraction if set
+            dm.use_fold(fold)  # the split guard, data.train_fraction and inject.* if set
+            Xf = fold_matrix(X, dm, extract, list(speakers) if normalize == "speaker" else None)
+            y = np.array(dm.targets)  # inject.label_noise: this fold's training labels as given
             train = np.array(sorted(dm.fold.train + dm.fold.val))  # every non-test speaker; C is chosen among them
-            clf, c, inner = fit_fold(name, X[train], y[train], speakers[train], cfg.seed, sizes)
-            metrics, counts = metrics_of(y[dm.fold.test], clf.predict(X[dm.fold.test]), dm.class_names)
+            clf, c, inner = fit_fold(name, Xf[train], y[train], speakers[train], cfg.seed, sizes)
+            metrics, counts = metrics_of(y[dm.fold.test], clf.predict(Xf[dm.fold.test]), dm.class_names)
             metrics["val/ua"] = inner  # the chosen C's UA over held-out training speakers
             fold_dir = out / name / f"fold_{fold.name}"
             fold_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +210,7 @@ def command_line(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> dict | int:
     """The mean metrics per classifier when called from Python; from the shell, exit status 2 on a user error."""
     argv = command_line(list(sys.argv[1:] if argv is None else argv))
-    # what composes each frontend set's own config (ser.baselines.run.extract): training's options alone
+    # what composes each frontend set's own config (ser.baselines.run.extractor): training's options alone
     overrides = [a for a in argv if a.partition("=")[0].lstrip("+~") not in OWN_ARGS]
     doc = sys.modules["ser.baselines"].__doc__
     return run_command("python -m ser.baselines", doc, "baselines", lambda cfg: baselines(cfg, overrides), argv,

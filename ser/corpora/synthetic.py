@@ -44,6 +44,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from ser.audio import band_pass, pink_noise
 from ser.corpora.utterance import Utterance
 
 log = logging.getLogger(__name__)
@@ -272,19 +273,9 @@ def synthesize(emotion: str, speaker: Speaker, duration_s: float, sample_rate: i
 
 def add_noise(wave: np.ndarray, snr_db: float, rng) -> np.ndarray:
     """Add pink-ish background noise at ``snr_db`` relative to the signal's power."""
-    size = 1 << (wave.size - 1).bit_length()  # a power of two keeps the FFT fast
-    white = rng.normal(size=size)
-    pink = np.fft.irfft(np.fft.rfft(white) / np.sqrt(np.arange(size // 2 + 1) + 1.0), n=size)[: wave.size]
+    pink = pink_noise(wave.size, rng)
     power = np.mean(wave**2)
     return wave + pink * np.sqrt(power / 10 ** (snr_db / 10) / max(np.mean(pink**2), 1e-12))
-
-
-def band_pass(wave: np.ndarray, low: float, high: float, sample_rate: int) -> np.ndarray:
-    """A recording channel: 4th-order Butterworth band-pass magnitude, applied in the frequency domain."""
-    freqs = np.fft.rfftfreq(wave.size, 1 / sample_rate)
-    with np.errstate(divide="ignore"):
-        gain = 1 / np.sqrt(1 + (low / np.maximum(freqs, 1e-9)) ** 8) / np.sqrt(1 + (freqs / high) ** 8)
-    return np.fft.irfft(np.fft.rfft(wave) * gain, n=wave.size)
 
 
 class SyntheticCorpus:

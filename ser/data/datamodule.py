@@ -18,6 +18,7 @@ from ser.corpora.labels import canonical, ordered
 from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
 from ser.data.dataset import ClipDataset, collate
+from ser.data.inject import Injection, degrade, fold_rng, keep_share, replace_labels
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
 from ser.data.splits import Fold, check_disjoint, check_duplicates
 from ser.data.upstream_cache import UpstreamCache
@@ -67,6 +68,8 @@ class SERDataModule(L.LightningDataModule):
         seed: batch order.
         feature_cache_dir: a frozen upstream's output is kept here across runs (``use_frontend``);
             None keeps it in memory only.
+        inject: faults injected on purpose (the ``inject`` config, ``ser.data.inject.Injection``),
+            applied in ``use_fold`` to the side each names; None injects nothing.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class SERDataModule(L.LightningDataModule):
         feature_cache_dir: str | None = None,
         corpora: dict | None = None,
         balance: str | None = None,
+        inject: dict | None = None,
     ):
         super().__init__()
         if on_bad_file not in ("error", "skip"):
@@ -107,10 +111,12 @@ class SERDataModule(L.LightningDataModule):
             raise ValueError(f"data.sampler must be bucket or balanced, got {sampler!r}")
         self.sampler = sampler
         self.train_fraction = {canonical(k): float(v) for k, v in (train_fraction or {}).items()}
+        self.inject = Injection(**(inject or {}))
         self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
         self.upstream_cache = UpstreamCache(feature_cache_dir)
         self.cached: list | None = None  # a frozen upstream's output per utterance (use_frontend)
         self.cached_key, self.frames_per_sample = None, 0.0
+        self.upstream = None  # (frontend, device) whose cached output is served, so a new fold's test audio gets it too
         self.train_from_waves = False
         self.utterances: list[Utterance] = []
         self.waves = []
@@ -123,6 +129,11 @@ class SERDataModule(L.LightningDataModule):
         self.out_of_range: list[str] = []  # files whose float samples exceed full scale
         self.duplicates: list[list[str]] = []  # groups of files with identical decoded audio
         self.digests: list[str] = []  # content hash of each utterance's decoded audio
+        self.targets: list[int] = []  # the class index each utterance trains or is scored with in this fold
+        self.given_labels: list[str] = []  # inject.label_noise: every utterance's label as training would see it
+        self.changed_labels: list[dict] = []  # inject.label_noise: this fold's replaced labels
+        self.test_waves: dict[int, object] = {}  # inject.test_*: this fold's test audio as degraded
+        self.test_cached: dict[int, object] = {}  # ... and a frozen upstream's output for it
 
     # -- corpus ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -168,6 +179,14 @@ class SERDataModule(L.LightningDataModule):
             self.utterances.append(u)
             self.waves.append(wave)
         self.speakers = sorted({u.speaker for u in self.utterances})
+        self.targets = [self.class_names.index(u.label) for u in self.utterances]
+        self.given_labels = [u.label for u in self.utterances]
+        if self.inject.label_noise > 0:  # one draw for the corpus: every fold's training sees the same wrong labels
+            rng = fold_rng(self.inject.seed, "labels", 1)
+            new = replace_labels(self.given_labels, list(range(len(self.utterances))), self.class_names,
+                                 self.inject.label_noise, self.inject.label_noise_kind, rng)
+            for i, label in new.items():
+                self.given_labels[i] = label
         self.out_of_range = [u.path for u in self.utterances if beyond_full_scale(u.path)]
         if self.out_of_range:
             log.warning("%d files have samples beyond full scale (float audio above 1.0), kept as they are: %s",
@@ -231,12 +250,19 @@ class SERDataModule(L.LightningDataModule):
         if self.fold is None:
             raise RuntimeError("call use_fold(fold) before training: the module does not know which speakers to hold out")
 
-    def use_fold(self, fold: Fold) -> None:
+    def use_fold(self, fold: Fold, subset: float = 1.0) -> None:
+        """Serve ``fold``: the split guards, ``data.train_fraction``, ``inject``, then ``subset`` (a share of
+        every class's training utterances kept, seeded: ``ser.diagnose``'s learning curve)."""
         self.load()
         check_disjoint(self.utterances, fold)
         check_duplicates(self.digests, fold, self.utterances)
         if self.train_fraction:
             fold = self._subsample(fold)
+        fold = self._inject(fold)
+        self._cache_test_audio()
+        if subset < 1.0:
+            labels = [u.label for u in self.utterances]
+            fold = replace(fold, train=keep_share(fold.train, labels, subset, fold_rng(self.seed, fold.name, 3)))
         for part, indices in (("test", fold.test), ("validation", fold.val)):
             missing = [c for c in self.class_names if indices and c not in {self.utterances[i].label for i in indices}]
             if missing:
@@ -260,6 +286,46 @@ class SERDataModule(L.LightningDataModule):
             keep += ix
         return replace(fold, train=sorted(keep))
 
+    def _inject(self, fold: Fold) -> Fold:
+        """Apply ``inject`` to this fold: fewer training utterances, replaced training and validation
+        labels, degraded test audio. Test labels and training audio are never touched."""
+        inj, labels = self.inject, [u.label for u in self.utterances]
+        self.targets = [self.class_names.index(x) for x in labels]
+        self.changed_labels, self.test_waves, self.test_cached = [], {}, {}
+        if not inj.active:
+            return fold
+        log.info("inject (fold %s): %s", fold.name, inj.describe())
+        if inj.train_share < 1.0:
+            fold = replace(fold, train=keep_share(fold.train, labels, inj.train_share, fold_rng(inj.seed, fold.name, 0)))
+        if inj.label_noise > 0:
+            seen = sorted(fold.train + fold.val)
+            for i in seen:
+                if self.given_labels[i] != labels[i]:
+                    self.targets[i] = self.class_names.index(self.given_labels[i])
+                    u = self.utterances[i]
+                    self.changed_labels.append({"path": u.path, "speaker": u.speaker, "label": u.label,
+                                                "given": self.given_labels[i]})
+            log.info("inject.label_noise: %d of %d training and validation labels replaced", len(self.changed_labels),
+                     len(seen))
+        if inj.changes_test_audio:
+            babble = [self.waves[i] for i in fold.train]
+            for i in fold.test:
+                rng = fold_rng(inj.seed, f"{fold.name}/{i}", 2)
+                self.test_waves[i] = degrade(self.waves[i], inj, self.sample_rate, rng, babble)
+        return fold
+
+    def _cache_test_audio(self) -> None:
+        """inject.test_*: the upstream's output for this fold's degraded test audio (a frozen upstream in use)."""
+        if self.upstream is not None and self.test_waves:
+            frontend, device = self.upstream
+            index = sorted(self.test_waves)
+            self.test_cached = dict(zip(index, self.upstream_cache.features(frontend, [self.test_waves[i] for i in index],
+                                                                          device)))
+
+    def wave(self, i: int):
+        """Utterance ``i``'s audio as this fold sees it (degraded when it is an injected test utterance)."""
+        return self.test_waves.get(i, self.waves[i])
+
     def use_frontend(self, frontend, device="cpu", wave_augment: bool = False) -> None:
         """Serve a frozen upstream's output instead of waves, computed once for every utterance.
 
@@ -270,7 +336,7 @@ class SERDataModule(L.LightningDataModule):
         upstream runs on the augmented audio every step); evaluation still reads the cache.
         """
         if not getattr(frontend, "cacheable", False):
-            self.cached = self.cached_key = None
+            self.cached = self.cached_key = self.upstream = None
             return
         self.load()
         key = frontend.cache_key()
@@ -278,6 +344,8 @@ class SERDataModule(L.LightningDataModule):
             self.cached = self.upstream_cache.features(frontend, self.waves, device)
             self.cached_key = key
             self.frames_per_sample = 1 / frontend.hop_length
+        self.upstream = (frontend, device)
+        self._cache_test_audio()
         self.train_from_waves = wave_augment
         if wave_augment:
             log.info("wave-level augmentation is on, so training batches run the upstream on augmented audio every "
@@ -285,27 +353,33 @@ class SERDataModule(L.LightningDataModule):
 
     # -- views of the current fold ----------------------------------------------------------
     def label_index(self, i: int) -> int:
-        return self.class_names.index(self.utterances[i].label)
+        """The class utterance ``i`` trains or is scored with in this fold (``inject.label_noise`` may
+        have replaced a training or validation label)."""
+        return self.targets[i]
 
     def train_class_counts(self) -> list[int]:
-        counts = Counter(self.utterances[i].label for i in self.fold.train)
-        return [counts.get(name, 0) for name in self.class_names]
+        counts = Counter(self.targets[i] for i in self.fold.train)
+        return [counts.get(c, 0) for c in range(len(self.class_names))]
 
-    def _dataset(self, indices: list[int], max_s: float | None, train: bool) -> ClipDataset:
+    def _dataset(self, indices: list[int], max_s: float | None, train: bool, waves: bool = False) -> ClipDataset:
         cap = int(max_s * self.sample_rate) if max_s else None
-        clips = self.waves
-        if self.cached is not None and not (train and self.train_from_waves):
-            clips, cap = self.cached, cap and int(cap * self.frames_per_sample) + 1  # crops in frames
+        clips = [self.wave(i) for i in indices]
+        if self.cached is not None and not (train and self.train_from_waves) and not waves:
+            clips = [self.test_cached.get(i, self.cached[i]) for i in indices]
+            cap = cap and int(cap * self.frames_per_sample) + 1  # crops in frames
         speaker_index = {s: k for k, s in enumerate(self.speakers)}
         speakers = [speaker_index[self.utterances[i].speaker] for i in indices]
         corpora = [self.corpus_index(i) for i in indices]
         labels = [self.label_index(i) for i in indices]
-        return ClipDataset([clips[i] for i in indices], labels, cap, train, speakers, corpora)
+        return ClipDataset(clips, labels, cap, train, speakers, corpora)
 
-    def _loader(self, indices: list[int], train: bool) -> DataLoader:
+    def loader(self, indices: list[int], train: bool = False, waves: bool = False) -> DataLoader:
+        """Batches of these utterances as the current fold sees them: ``train`` (random crops of at most
+        ``max_train_s``, balanced or shuffled) or evaluation order (whole files, or ``max_eval_s`` crops).
+        ``waves``: audio even where a frozen upstream's cached output is served (``use_frontend``)."""
         if not indices:
             raise ValueError(f"fold {self.fold.name}: the {'training' if train else 'evaluation'} set is empty")
-        dataset = self._dataset(indices, self.max_train_s if train else self.max_eval_s, train)
+        dataset = self._dataset(indices, self.max_train_s if train else self.max_eval_s, train, waves)
         groups = None  # what balanced batches even out: classes, corpora, or corpus x class
         if train and self.balance == "corpus":
             groups = dataset.corpora
@@ -338,12 +412,12 @@ class SERDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.fold.train, train=True)
+        return self.loader(self.fold.train, train=True)
 
     def val_dataloader(self) -> DataLoader | list:
         if not self.fold.val:  # split.val=0: no validation speakers, so no validation loop
             return []
-        return self._loader(self.fold.val, train=False)
+        return self.loader(self.fold.val, train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.fold.test, train=False)
+        return self.loader(self.fold.test, train=False)
