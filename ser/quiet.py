@@ -23,8 +23,11 @@ _LITLOGGER = _DropMessages("litlogger")
 def silence_known_noise() -> None:
     """Idempotent. Drops: Lightning's tip to install litlogger; torch's ``LeafSpec`` deprecation, which
     Lightning 2.6 triggers on every step; TensorBoard's directory-watcher chatter while ``ser.diagnose``
-    reads a run's curves; the second copy of each Lightning log line."""
+    reads a run's curves; Lightning's note that an epoch has fewer batches than its
+    logging interval; the second copy of each Lightning log line."""
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    # small training sets (a diagnosis's learning curve, a tiny corpus) log once per epoch instead: fine
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _LITLOGGER not in rank_zero.filters:
         rank_zero.addFilter(_LITLOGGER)

@@ -141,16 +141,19 @@ def test_corpus_shift_section_tells_shifted_from_same_conditions(trained_pairs):
 
     evidence = {}
     for kind, (out, _) in trained_pairs.items():
-        report = diagnose(out, snrs=(), occlude=False)
+        report = diagnose(out, snrs=(), occlude=False, probes=False, retrain="false")
         evidence[kind] = json.loads((report.parent / "diagnosis.json").read_text())
         assert "## Corpus shift" in report.read_text()
-    shifted, same = evidence["shifted"]["corpus_shift"], evidence["same"]["corpus_shift"]
+    shifted, same = evidence["shifted"]["checks"]["corpus_shift"], evidence["same"]["checks"]["corpus_shift"]
     assert shifted["directions"] == ["a -> b"] and shifted["in_domain_from"] == "validation"
     assert shifted["corpus_accuracy"] > 0.9 > same["corpus_accuracy"] + 0.15
     assert shifted["gap"] > same["gap"] + 0.08  # 0.25 against 0.10 when written
-    bias = [c for c in evidence["shifted"]["causes"] if c["cause"] == "dataset bias"]
+    bias = [c for c in evidence["shifted"]["causes"] if c["id"] == "corpus_shift"]
     assert bias and bias[0]["score"] == pytest.approx(shifted["gap"], abs=1e-3)
     assert "on b" in bias[0]["evidence"] and "features.normalize=corpus" in bias[0]["try"]
+    assert "data.balance=corpus" in bias[0]["advice"]  # advice as exact overrides
+    # the test corpus's recording differs as a whole: that is the corpus shift, not a second cause
+    assert evidence["shifted"]["checks"]["mismatch"]["skipped"].startswith("every fold is tested on another corpus")
 
 
 def test_leave_one_corpus_out_summary_and_resume(make_cfg, cache_dir, tmp_path):

@@ -1,7 +1,7 @@
-"""The diagnosis: its numbers on hand-made predictions, its ranking, and the report of real runs."""
+"""The diagnosis: its numbers, each check's judgement on hand-made evidence, and the report of synthetic
+runs with a cause made on purpose (each test fails when its check is taken out of the list)."""
 
 import json
-from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -9,15 +9,22 @@ import pytest
 
 from ser.diagnose import analysis as A
 from ser.diagnose import diagnose
-from ser.diagnose.causes import rank_causes
+from ser.diagnose.checks import default_checks
+from ser.diagnose.checks.fitting import Fitting
+from ser.diagnose.checks.imbalance import Imbalance
+from ser.diagnose.checks.speakers import Speakers
+from ser.diagnose.context import Options
+from ser.diagnose.evidence import Evidence, Finding, FoldResult, RunSettings
+from ser.diagnose.report import rank
 from ser.train import train
 
-SECTIONS = ["## Likely causes, ranked", "## Confusions", "## Imbalance", "## Speakers", "## Noise", "## Duration",
-            "## Calibration", "## Fitting", "## Features"]
-FIGURES = ["confusion.png", "per_class.png", "imbalance.png", "speakers.png", "noise.png", "duration.png",
-           "calibration.png", "fitting.png", "occlusion.png"]
+SECTIONS = ["## Likely causes, ranked", "## Confusions", "## Imbalance", "## Label quality", "## Recording conditions",
+            "## Noise", "## Speakers", "## Duration", "## Calibration", "## Features", "## Fitting", "## Training data"]
+FIGURES = ["confusion.png", "per_class.png", "imbalance.png", "conditions.png", "speakers.png", "noise.png",
+           "duration.png", "calibration.png", "fitting.png", "occlusion.png"]
 
 
+# -- the numbers -------------------------------------------------------------------------------
 def test_ua_ignores_absent_classes_and_pairs_are_sorted():
     labels = np.array([0, 0, 0, 0, 1, 1])
     preds = np.array([0, 0, 1, 1, 1, 0])
@@ -35,57 +42,132 @@ def test_expected_calibration_error():
     assert result["ece"] == pytest.approx(0.4) and result["bins"][0]["n"] == 100
 
 
-def test_imbalance_correlation_and_duration_buckets():
-    assert A.pearson([0.5, 0.3, 0.2], [0.9, 0.5, 0.1]) > 0.9
-    assert np.isnan(A.pearson([0.25] * 4, [0.1, 0.2, 0.3, 0.4]))  # equal shares: no correlation to speak of
-    durations = np.array([1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5])
-    rows = A.ua_by_duration(durations, np.zeros(8, int), np.zeros(8, int), 2, n_buckets=4)
-    assert sum(r["n"] for r in rows) == 8 and rows[-1]["high"] == np.inf
+def test_auc_bootstrap_and_stratified_folds():
+    assert A.auc([3, 4, 5], [0, 1]) == 1.0 and A.auc([1, 2], [1, 2]) == 0.5
+    assert A.auc([1, 1, 2], [1, 0]) == pytest.approx(5 / 6)  # ties count half
+    values = np.r_[np.ones(60), np.zeros(40)]
+    low, high = A.bootstrap_interval(lambda ix: values[ix].mean(), 100, rounds=300)
+    assert low < 0.6 < high and high - low < 0.2
+    y = np.array([0] * 10 + [1] * 5)
+    part = A.stratified_folds(y, 5)
+    assert all(np.bincount(part[y == c], minlength=5).tolist() == [2] * 5 if c == 0 else [1] * 5 for c in (0, 1))
 
 
-def _evidence(**kw):
-    ev = {"class_names": ["anger", "disgust", "neutral"], "ua": 0.6, "train_share": [0.6, 0.1, 0.3],
-          "recall": [0.95, 0.2, 0.65], "imbalance_r": 0.99, "pairs": [], "speaker_ua": {}, "noise_ua": {},
-          "fitting": None, "ece": 0.02, "mean_confidence": 0.6, "accuracy": 0.6, "duration": [], "occlusion": {}}
-    return ev | kw
+# -- checks on hand-made evidence ---------------------------------------------------------------
+def _evidence(labels, preds, train_counts, speakers=None, settings=None, probs=None) -> Evidence:
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    C = len(train_counts)
+    if probs is None:
+        probs = np.full((len(labels), C), 0.1 / (C - 1))
+        probs[np.arange(len(labels)), preds] = 0.9
+    fold = FoldResult("f", list(range(len(labels))), probs, labels, [f"u{i}.wav" for i in range(len(labels))],
+                      speakers or ["s"] * len(labels), [""] * len(labels), np.ones(len(labels)), list(train_counts))
+    return Evidence([f"c{k}" for k in range(C)], [fold], settings or RunSettings(), {"f": {}})
 
 
-def test_imbalance_ranks_first_with_its_numbers_and_advice():
-    causes = rank_causes(_evidence(noise_ua={10.0: 0.55}))
-    assert [c["cause"] for c in causes] == ["class imbalance", "sensitivity to noise"]
-    assert "disgust recall 0.20 with 10 % of the training data" in causes[0]["evidence"]
-    assert "loss.class_weighted=true" in causes[0]["try"]
-    already = rank_causes(_evidence(settings={"class_weighted": True}))[0]
-    assert "loss.class_weighted=true" not in already["try"]
+class _Run:  # what measure() may read of the run, for checks that need no data
+    options = Options(bootstrap=50)
 
 
-def test_overfitting_and_speaker_spread_are_detected():
-    fit = {"train_ua_eval": 0.98, "test_ua_folds": 0.5, "gap": 0.48, "epochs": 20, "best_epoch": 6, "val_ua": 0.5,
-           "final_val_ua": 0.45, "val_loss_min_epoch": 5, "val_loss_rise": 0.7, "val_loss_rose": True}
-    speakers = {"a": {"ua": 0.2, "n": 50}, "b": {"ua": 0.8, "n": 50}}
-    causes = rank_causes(_evidence(imbalance_r=0.0, fitting=fit, speaker_ua=speakers))
-    assert [c["cause"] for c in causes] == ["speaker variability", "overfitting"]
-    assert "0.98 on the training speakers" in causes[1]["evidence"] and "epoch 5 of 20" in causes[1]["evidence"]
+def _judge(check, ev, **measured):
+    ev.measured.update(measured)
+    m = check.measure(ev, _Run())
+    ev.measured[check.name] = m
+    return m, check.judge(m, ev)
 
 
-def test_fitting_is_judged_in_eval_mode_and_claims_only_real_trends():
-    from ser.diagnose.fitting import fitting_evidence, loss_trend
+def test_imbalance_is_judged_on_the_training_shares():
+    labels = np.repeat([0, 1, 2], 20)
+    weak = np.where(labels == 2, np.r_[np.zeros(14, int), np.full(6, 2)][np.arange(60) % 20], labels)  # class 2: 0.3
+    # Equal shares: class 2's low recall is not imbalance (the issue's false alarm on a balanced corpus).
+    m, found = _judge(Imbalance(), _evidence(labels, weak, [100, 100, 100]))
+    assert m["rare"] == [] and found == []
+    # Class 2 rare in training: the same errors are imbalance, costing its shortfall against the others.
+    m, found = _judge(Imbalance(), _evidence(labels, weak, [100, 100, 10]))
+    assert m["rare"] == ["c2"] and found[0].id == "imbalance"
+    assert found[0].score == pytest.approx((1.0 - 0.3) / 3, abs=0.02)
+    assert found[0].advice[0] == "loss.class_weighted=true"
+    weighted = _judge(Imbalance(), _evidence(labels, weak, [100, 100, 10], settings=RunSettings(class_weighted=True)))[1]
+    assert "loss.class_weighted=true" not in weighted[0].advice
+    # An over-weighted model: the rare class takes recall from the common ones; shifting its logits wins it back.
+    greedy = np.where((labels == 0) & (np.arange(60) % 20 < 8), 2, labels)
+    probs = np.eye(3)[greedy] * 0.8 + 0.1
+    probs[greedy != labels] = [0.38, 0.17, 0.45]  # narrowly taken for the rare class
+    m, found = _judge(Imbalance(), _evidence(labels, greedy, [100, 100, 10], probs=probs))
+    assert m["shortfall"] == pytest.approx(0.0) and m["rebalance_gain"] > 0.1 and m["shift"] < 0 and found
 
-    # The issue's case: 5 epochs, the training curve (train mode) below validation, loss lowest at the end.
-    curves = {"train/ua": [0.3, 0.45, 0.55, 0.6, 0.62], "val/ua": [0.4, 0.6, 0.7, 0.72, 0.71],
-              "train/loss": [1.8, 1.5, 1.3, 1.2, 1.1], "val/loss": [1.7, 1.3, 1.1, 1.0, 0.98]}
-    fit = fitting_evidence(curves)
-    assert fit["best_epoch"] == 4 and fit["epochs"] == 5 and fit["val_loss_min_epoch"] == 5  # counted from 1
-    assert not fit["val_loss_rose"] and "still falling at the last epoch (5)" in loss_trend(fit)
-    fit |= {"train_ua_eval": 0.93, "test_ua_folds": 0.7, "gap": 0.23}
-    assert "underfitting" not in [c["cause"] for c in rank_causes(_evidence(imbalance_r=0.0, fitting=fit))]
-    risen = fitting_evidence(curves | {"val/loss": [1.7, 1.0, 1.05, 1.2, 1.4]})
-    assert risen["val_loss_rose"] and "lowest at epoch 2 of 5 and rose 0.400" in loss_trend(risen)
-    flat = fitting_evidence(curves | {"val/loss": [1.7, 1.0, 1.003, 1.001, 1.005]})
-    assert "flat, not rising" in loss_trend(flat)
-    weak = {"train_ua_eval": 0.4, "test_ua_folds": 0.35, "gap": 0.05, "epochs": 5}
-    under = rank_causes(_evidence(imbalance_r=0.0, fitting=weak))
-    assert under[0]["cause"] == "underfitting" and "0.40 on the training speakers themselves" in under[0]["evidence"]
+
+def test_fitting_is_scored_by_what_a_probe_on_the_same_features_reaches():
+    labels = np.repeat([0, 1], 30)
+    preds = np.where(np.arange(60) % 3 == 0, 1 - labels, labels)  # UA 0.67
+    fold = {"f": {"train/ua": [0.5, 0.9], "val/ua": [0.5, 0.6], "train/loss": [1.0, 0.2], "val/loss": [1.0, 1.2]}}
+
+    def judged(train_ua, capacity, weak=0.0, curves=fold):
+        ev = _evidence(labels, preds, [30, 30])
+        ev.curves = curves
+        ev.folds[0].extra["fitting"] = {"train_ua": train_ua}
+        ev.measured["features"] = {"capacity": capacity, "capacity_interval": (capacity - 0.02, capacity + 0.02),
+                                   "weak": weak}
+        m = Fitting().measure(ev, _Run())
+        return m, Fitting().judge(m, ev)
+
+    m, found = judged(1.0, 0.15)
+    assert m["gap"] == pytest.approx(1.0 - 0.667, abs=0.01) and [f.id for f in found] == ["overfitting"]
+    assert found[0].score == pytest.approx(0.15) and "module.head_dropout=0.5" in found[0].advice
+    assert judged(1.0, -0.05)[1] == []  # the model beats the probe: nothing is lost to fitting
+    assert [f.id for f in judged(0.7, 0.2)[1]] == ["underfitting"]
+    # Converged (training loss flat over the last quarter) on features found weak: the features explain it.
+    flat = {"f": {"train/ua": [0.5] * 8, "val/ua": [0.5] * 8, "train/loss": [2, 1.2, 1.1, 1.0, 1.0, 1.0, 1.0, 1.0],
+                  "val/loss": [1.9, 1.4, 1.2, 1.1, 1.05, 1.04, 1.06, 1.06]}}
+    assert judged(0.7, 0.2, weak=0.1, curves=flat)[1] == []
+    assert [f.id for f in judged(0.7, 0.2, weak=0.0, curves=flat)[1]] == ["underfitting"]
+
+
+def test_speaker_variability_is_what_exceeds_random_speaker_assignment():
+    i = np.arange(200)
+    labels = i % 2
+    speakers = [f"s{k}" for k in (i // 2) % 4]  # four speakers, both classes each
+    even = np.where((i // 8) % 10 == 0, 1 - labels, labels)  # every speaker as good as the others
+    m, found = _judge(Speakers(), _evidence(labels, even, [100, 100], speakers=speakers))
+    assert m["excess"] < 0.02 and found == []
+    uneven = np.where(((i // 2) % 4 == 0) & (i % 3 > 0), 1 - labels, labels)  # s0: about a third right
+    m, found = _judge(Speakers(), _evidence(labels, uneven, [100, 100], speakers=speakers))
+    assert found and found[0].id == "speaker_variability" and found[0].interval[0] > 0
+
+
+def test_ranking_puts_strong_causes_first_and_risks_apart():
+    findings = [Finding("a", "a", 0.10, "", interval=(-0.01, 0.2)), Finding("b", "b", 0.05, "", interval=(0.01, 0.09)),
+                Finding("c", "c", 0.01, ""), Finding("r", "r", 0.3, "", kind="risk")]
+    causes, risks = rank(findings)
+    assert [f.id for f in causes] == ["b", "a"] and [f.id for f in risks] == ["r"]  # c: under the reporting threshold
+
+
+def test_recording_descriptors_follow_the_channel_and_the_noise():
+    from ser.audio import band_pass
+    from ser.corpora.synthetic import EMOTIONS, add_noise, make_speakers, synthesize
+    from ser.diagnose.checks.mismatch import conditions
+
+    rng = np.random.default_rng(0)
+    wave, _ = synthesize(EMOTIONS[3], make_speakers(2, 0)[0], 2.0, 16000, 0.3, rng)
+    clean = conditions(_tensor(wave), 16000)
+    phone = conditions(_tensor(band_pass(wave, 300, 3400, 16000)), 16000)  # the synthetic corpus's channel_hz
+    noisy = conditions(_tensor(add_noise(wave, 5, rng)), 16000)  # and its noise_snr_db
+    assert phone["high_db"] < clean["high_db"] - 10 and phone["low_db"] < clean["low_db"] - 5
+    assert noisy["snr_db"] < clean["snr_db"] - 10
+    quiet = conditions(_tensor(wave * 0.1), 16000)
+    assert quiet["level_db"] == pytest.approx(clean["level_db"] - 20, abs=0.1)
+
+
+def _tensor(x):
+    import torch
+
+    return torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+
+# -- synthetic runs with the cause made on purpose --------------------------------------------------
+CORPUS = ["data.corpus.num_speakers=6", "data.corpus.utterances_per_speaker=28", "data.corpus.duration_s=[0.6,1.2]",
+          "model=pool", "trainer.max_epochs=6", "data.batch_size=16"]
+HOLDOUT = ["split.test=[s01]", "split.val=[s02]"]
 
 
 @pytest.fixture(scope="module")
@@ -93,48 +175,89 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
-def _check_report(report: Path, folds: int):
+def _run(tmp_path, cache, *overrides, **options):
+    from tests.conftest import compose_config
+
+    split = [] if any(o.startswith("split=") for o in overrides) else HOLDOUT
+    cfg = compose_config(CORPUS + split + list(overrides), tmp_path / "run", cache)
+    metrics = train(cfg)
+    report = diagnose(cfg.paths.output_dir, **({"snrs": (10,), "retrain": "false"} | options))
+    return metrics, report, json.loads((report.parent / "diagnosis.json").read_text())
+
+
+def _ids(ev) -> list[str]:
+    return [c["id"] for c in ev["causes"]]
+
+
+def test_report_of_an_imbalanced_run_has_every_section_and_finds_the_imbalance(tmp_path, cache, caplog):
+    with caplog.at_level("INFO"):
+        metrics, report, ev = _run(tmp_path, cache, "data.corpus.class_proportions={anger:0.15,sadness:0.15}",
+                                   "data.corpus.difficulty=0.3", snrs=(40, 20, 10, 5, 0))
+    assert f"next: python -m ser.diagnose run={report.parent.parent}" in caplog.text  # train.py's last line
     text = report.read_text()
     for section in SECTIONS:
         assert section in text, section
-    assert ("## Per fold" in text) == (folds > 1)
     for name in FIGURES:
         image = matplotlib.image.imread(report.parent / name)
         assert image.ndim == 3 and image.shape[0] > 100, name
-    ev = json.loads((report.parent / "diagnosis.json").read_text())
-    assert len(ev["folds"]) == folds and set(ev["noise_ua"]) == {"40.0", "20.0", "10.0", "5.0", "0.0"}
-    assert 0 <= ev["ece"] <= 1 and ev["occlusion"] and ev["fitting"]["epochs"] >= 1
-    fit = ev["fitting"]
-    assert 1 <= fit["best_epoch"] <= fit["epochs"] and 0 <= fit["train_ua_eval"] <= 1  # 1-based; eval-mode training UA
-    assert fit["gap"] == pytest.approx(fit["train_ua_eval"] - fit["test_ua_folds"])
-    assert "fitting gap" in text and "How to read this" in text and "UA at stake" in text
-    image = matplotlib.image.imread(report.parent / "fitting.png")
-    assert image.shape[1] > 2 * image.shape[0]  # UA and loss side by side
-    assert any((report.parent / "tensorboard").iterdir())
-    return text, ev
+    assert ev["ua"] == pytest.approx(metrics["test/ua"], abs=1e-6)  # the checkpoint the run tested, re-evaluated
+    assert set(ev["checks"]["noise"]["ua"]) == {"40.0", "20.0", "10.0", "5.0", "0.0"}
+    assert ev["checks"]["imbalance"]["rare"] == ["sadness", "anger"]
+    assert "imbalance" in _ids(ev) and "data.sampler=balanced" in ev["causes"][_ids(ev).index("imbalance")]["advice"]
+    assert (report.parent / "suspect_labels.csv").is_file() and any((report.parent / "tensorboard").iterdir())
 
 
-def test_single_run_report_has_every_section(tmp_path, cache):
-    from tests.conftest import compose_config
-
-    cfg = compose_config(["debug=smoke", "model=cnn", "trainer.max_epochs=2"], tmp_path / "run", cache)
-    metrics = train(cfg)
-    report = diagnose(cfg.paths.output_dir)
-    text, ev = _check_report(report, folds=1)
-    # The report re-evaluates the checkpoint the run tested: the same UA.
-    assert ev["ua"] == pytest.approx(metrics["test/ua"], abs=1e-6)
-    assert ev["n"] == 14 and "s05" in ev["speaker_ua"]
+# four well-separated classes under the pretrained GE2E statistics: a model that learns in seconds
+EASY = ["data.corpus.difficulty=0.1", "data.corpus.num_speakers=8", "data.corpus.emotions=[neutral,happiness,sadness,anger]",
+        "features=ge2e", "model.hidden=0", "trainer.max_epochs=30"]
+LABELS = EASY + ["split=kfold", "split.k=2", "inject.label_noise=0.3"]
 
 
-def test_cross_validation_report_pools_folds(tmp_path, cache):
-    from tests.conftest import compose_config
+def test_label_noise_is_found_ranked_and_listed(tmp_path, cache):
+    _, report, ev = _run(tmp_path, cache, *LABELS, occlude=False, retrain="true")
+    check = ev["checks"]["label_noise"]
+    assert check["injected"]["average_precision"] > 0.7 and check["share"] > 0.25
+    assert _ids(ev)[0] == "label_noise"
+    rows = (report.parent / "suspect_labels.csv").read_text().splitlines()
+    assert rows[0] == "path,speaker,given,likely,quality,flagged" and len(rows) == check["n"] + 1
+    assert check["retrained_gain"] > 0.02 and (report.parent / "retrain" / "without_suspects").is_dir()
+    # Without retraining, suspects a probe would rather drop are a risk to check, never a ranked cause.
+    _, _, unchecked = _run(tmp_path / "unchecked", cache, *LABELS, occlude=False, retrain="false")
+    assert "label_noise" not in _ids(unchecked) and "label_noise" in [r["id"] for r in unchecked["risks"]]
 
-    cfg = compose_config(["debug=smoke", "model=cnn", "split=kfold", "split.k=2", "features=logmel_prosody"],
-                         tmp_path / "run", cache)
-    train(cfg)
-    text, ev = _check_report(diagnose(cfg.paths.output_dir), folds=2)
-    assert ev["n"] == 70  # every utterance is tested once over the two folds
-    assert any(g.startswith("prosody") for g in ev["occlusion"])
+
+def test_test_audio_through_a_telephone_band_is_a_condition_mismatch(tmp_path, cache):
+    _, report, ev = _run(tmp_path, cache, *EASY, "features=logmel", "inject.test_channel=telephone", "split=kfold",
+                         "split.k=2", occlude=False, probes=False)  # log-mel statistics: the band limit moves them
+    assert ev["folds"] == ["k0", "k1"] and ev["n"] == 8 * 28 and "## Per fold" in report.read_text()  # folds pooled
+    check = ev["checks"]["mismatch"]
+    assert {"high_db", "low_db"} <= set(check["differs"]) and check["cutoff_hz"] is not None
+    assert _ids(ev)[0] == "mismatch"
+    advice = ev["causes"][0]["advice"]
+    assert any(a.startswith("features.f_max=") for a in advice)
+
+
+def test_too_few_mfccs_are_weak_features(tmp_path, cache):
+    _, _, ev = _run(tmp_path, cache, "data.corpus.difficulty=0.2", "features=mfcc", "features.n_mfcc=2", occlude=False)
+    features = ev["checks"]["features"]
+    assert features["weak"] > 0.05 and features["reference"] in ("logmel", "egemaps")
+    assert "weak_features" in _ids(ev) and "features=logmel" in ev["causes"][_ids(ev).index("weak_features")]["advice"]
+
+
+def test_the_learning_curve_retrains_the_recipe_on_less_data(tmp_path, cache):
+    _, report, ev = _run(tmp_path, cache, "data.corpus.difficulty=0.2", "inject.train_share=0.5", occlude=False,
+                         probes=False, retrain="true")
+    curve = ev["checks"]["data_size"]["ua"]
+    assert set(curve) == {"0.25", "0.5", "1.0"} and curve["1.0"] == pytest.approx(ev["ua"])
+    assert sorted(p.name for p in (report.parent / "retrain").iterdir()) == ["share_25", "share_50"]
+    assert (report.parent / "learning_curve.png").is_file()
+
+
+def test_every_check_is_in_the_list():
+    names = [c.name for c in default_checks()]
+    assert names == ["confusions", "imbalance", "label_noise", "mismatch", "noise", "speakers", "duration", "calibration",
+                     "features", "fitting", "data_size", "corpus_shift"]
+    assert names.index("features") < names.index("fitting")  # fitting reads the features' probe
 
 
 def test_a_folder_that_is_not_a_run_is_named():

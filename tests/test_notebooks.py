@@ -21,7 +21,7 @@ def test_notebook_executes(path, tmp_path):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 6  # confusion, imbalance, noise, calibration, occlusion, fitting
     text = "".join(o.get("text", "") for o in outputs)
-    assert "correlation r =" in text and "with class weights" in text
+    assert "rare classes: [" in text and "with class weights" in text
 
 
 def test_there_is_a_notebook():

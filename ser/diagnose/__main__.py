@@ -1,8 +1,10 @@
-"""usage: python -m ser.diagnose run=<run dir> [device=cpu] [out=<dir>] [snrs=[40,20,10,5,0]] [data.root=<dir>]
+"""usage: python -m ser.diagnose run=<run dir> [device=cpu] [out=<dir>] [snrs=[40,20,10,5,0]] [probes=true]
+                          [retrain=auto] [data.root=<dir>] [inject.test_channel=telephone ...]
 
-Why a trained run misclassifies: evaluates every fold's tested checkpoint on its test split and
-writes <run>/diagnosis/report.md (ranked causes first), diagnosis.json, PNG figures and a
-TensorBoard log of the figures. Options come from conf/diagnose.yaml.
+Why a trained run misclassifies: evaluates every fold's tested checkpoint on its test split, runs
+every check (ser/diagnose/checks/) and writes <run>/diagnosis/report.md (causes ranked by the UA
+each costs), diagnosis.json, suspect_labels.csv, PNG figures and a TensorBoard log of the figures.
+Options come from conf/diagnose.yaml.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.cli import run_command
 
-OWN = ("run", "device", "out", "snrs", "occlude")
+OWN = ("run", "device", "out", "snrs", "occlude", "probes", "retrain", "budget_s")
 
 
 def patches(cfg: DictConfig) -> list[str]:
@@ -30,7 +32,8 @@ def patches(cfg: DictConfig) -> list[str]:
                 out.append(f"{prefix}{key}={value}")
 
     walk({k: v for k, v in flat.items() if k not in OWN}, "")
-    return out
+    # inject.* is training's top-level group; the stored run config keeps it under data.inject
+    return [f"data.{p}" if p.startswith("inject.") else p for p in out]
 
 
 def diagnose_command(cfg: DictConfig) -> int:
@@ -38,7 +41,8 @@ def diagnose_command(cfg: DictConfig) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     report = diagnose(cfg.run, patches(cfg), device=cfg.device, snrs=tuple(float(s) for s in cfg.snrs), out=cfg.out,
-                      occlude=cfg.occlude)
+                      occlude=cfg.occlude, probes=cfg.probes, retrain=str(cfg.retrain),
+                      budget_s=cfg.budget_s)
     print(report)
     return 0
 

@@ -113,6 +113,16 @@ def ua_by_duration(durations: np.ndarray, labels, preds, n_classes: int, n_bucke
     return rows
 
 
+def stratified_folds(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """(N,) fold of each item: every class dealt round-robin over the folds after a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    part = np.empty(len(y), dtype=int)
+    for c in np.unique(y):
+        ix = rng.permutation(np.flatnonzero(y == c))
+        part[ix] = np.arange(len(ix)) % folds
+    return part
+
+
 def separability(embeddings: np.ndarray, groups, folds: int = 5, seed: int = 0, l2: float = 1e-2) -> float:
     """How well a linear classifier tells ``groups`` (e.g. corpora) apart from ``embeddings`` (N, D).
 
@@ -127,11 +137,7 @@ def separability(embeddings: np.ndarray, groups, folds: int = 5, seed: int = 0, 
     if len(names) < 2 or counts.min() < 2:
         return float("nan")
     folds = int(min(folds, counts.min()))
-    rng = np.random.default_rng(seed)
-    part = np.empty(len(y), dtype=int)
-    for g in range(len(names)):  # stratified: each group dealt round-robin over the folds, shuffled
-        ix = rng.permutation(np.flatnonzero(y == g))
-        part[ix] = np.arange(len(ix)) % folds
+    part = stratified_folds(y, folds, seed)
     X = torch.as_tensor(np.asarray(embeddings, dtype=np.float64))
     target = torch.as_tensor(y)
     preds = np.empty(len(y), dtype=int)
@@ -139,14 +145,15 @@ def separability(embeddings: np.ndarray, groups, folds: int = 5, seed: int = 0, 
         train, test = torch.as_tensor(part != k), torch.as_tensor(part == k)
         mean, std = X[train].mean(0), X[train].std(0).clamp_min(1e-6)
         Xs = (X - mean) / std
-        W, b = _logistic_regression(Xs[train], target[train], len(names), l2)
+        W, b = logistic_regression(Xs[train], target[train], len(names), l2)
         with torch.no_grad():
             preds[test.numpy()] = (Xs[test] @ W + b).argmax(1).numpy()
     return float(np.mean([np.mean(preds[y == g] == g) for g in range(len(names))]))
 
 
-def _logistic_regression(X, y, n_classes: int, l2: float):
-    """Multinomial logistic regression, each class weighted equally (balanced), fitted by L-BFGS -> (W, b)."""
+def logistic_regression(X, y, n_classes: int, l2: float):
+    """Multinomial logistic regression on tensors X (N, D), y (N,), each class weighted equally (balanced),
+    mean cross-entropy plus ``l2`` times the squared weights, fitted by L-BFGS -> (W (D, C), b (C,))."""
     import torch
 
     W = torch.zeros(X.shape[1], n_classes, dtype=X.dtype, requires_grad=True)
@@ -206,3 +213,26 @@ def corpus_shift(parts: list[dict], class_names: list[str]) -> dict | None:
         "corpus_accuracy": float(np.nanmean(scores)) if not np.all(np.isnan(scores)) else float("nan"),
         "corpus_chance": float(np.mean(chances)),
     }
+
+
+def bootstrap_interval(stat, n: int, rounds: int = 200, seed: int = 0, level: float = 0.9) -> tuple[float, float]:
+    """The central ``level`` interval of ``stat(ix)`` over ``rounds`` resamples ``ix`` of ``range(n)``
+    drawn with replacement (NaN values left out): how sure a number measured on ``n`` test utterances is."""
+    rng = np.random.default_rng(seed)
+    values = np.array([stat(rng.integers(0, n, n)) for _ in range(rounds)], float)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def auc(a, b) -> float:
+    """P(x > y) + P(x = y) / 2 for x from ``a`` and y from ``b`` (the Mann-Whitney AUC): 0.5 when the two
+    samples are alike, 1 (or 0) when every value of ``a`` lies above (or below) every value of ``b``."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if not len(a) or not len(b):
+        return float("nan")
+    _, inverse, counts = np.unique(np.concatenate([a, b]), return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - counts + (counts + 1) / 2)[inverse]  # 1-based; ties share their mean rank
+    return float((ranks[: len(a)].sum() - len(a) * (len(a) + 1) / 2) / (len(a) * len(b)))

@@ -1,4 +1,4 @@
-"""Find a run's checkpoints, rebuild its data, evaluate each fold and write the report."""
+"""Find a run's checkpoints, rebuild its data, evaluate each fold, run every check, write the report."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from omegaconf import OmegaConf
 
 from ser.callbacks import AVERAGED
 from ser.checkpoint import load_model
+from ser.diagnose.checks import default_checks
+from ser.diagnose.context import Options, RunContext
 from ser.diagnose.evaluate import evaluate_fold
-from ser.diagnose.fitting import read_curves
-from ser.diagnose.report import collect, write
+from ser.diagnose.evidence import Evidence, RunSettings
+from ser.diagnose.fitting import read_curves, training_seconds
+from ser.diagnose.report import write
 from ser.quiet import silence_known_noise
 
 log = logging.getLogger(__name__)
@@ -43,34 +46,29 @@ def fold_dirs(run_dir: Path) -> dict[str, Path]:
     raise FileNotFoundError(f"run={run_dir}: no checkpoints/ and no fold_*/checkpoints/; pass a run directory of train.py")
 
 
-def settings_of(cfg) -> dict:
-    """The knobs the report's advice depends on, read from the run's config."""
-    augment = cfg.get("augment") or {}
-    return {
-        "class_weighted": bool(cfg.loss.get("class_weighted", False)) or cfg.data.get("sampler") == "balanced",
-        "prosody": bool(cfg.features.get("prosody", False)),
-        "noise_augmented": float(augment.get("noise_p", 0.0) or 0.0) > 0,
-        "label_smoothing": float(cfg.loss.get("label_smoothing", 0.0) or 0.0) > 0,
-        "pretrained": str(cfg.features.get("_target_", "")).startswith(("ser.features.ge2e", "ser.features.ssl")),
-        "corpus_normalized": cfg.features.get("normalize") == "corpus",
-    }
-
-
 def diagnose(run: str | Path, overrides: list[str] = (), device: str = "cpu", snrs=(40, 20, 10, 5, 0),
-             out: str | Path | None = None, occlude: bool = True) -> Path:
-    """Evaluate the best checkpoint of every fold of ``run`` on its test split; write ``<run>/diagnosis/``.
+             out: str | Path | None = None, occlude: bool = True, probes: bool = True, retrain: str = "auto",
+             budget_s: float = 300.0, checks=None) -> Path:
+    """Evaluate the tested checkpoint of every fold of ``run`` on its test split, run every check
+    (``ser.diagnose.checks``) and write ``<run>/diagnosis/`` (or ``out``). Returns the path of ``report.md``.
 
-    ``overrides`` (``key=value``) patch the config stored in the checkpoints, e.g. ``data.root=`` when
-    the corpus has moved. Returns the path of ``report.md``.
+    ``overrides`` (``key=value``) patch the config stored in the checkpoints: ``data.root=`` when the
+    corpus has moved, ``data.inject.test_channel=telephone`` to stress-test the model. ``probes``: the
+    linear probes (label quality, features); ``retrain``: the checks that retrain the run's recipe (the
+    learning curve on 25 and 50 % of the training data; without the suspect labels) do so when that should
+    take under ``budget_s`` seconds (``auto``), always (``true``) or never (``false``).
     """
     silence_known_noise()
     run_dir = Path(run)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run={run_dir}: no such directory")
-    dirs = fold_dirs(run_dir)
-    dm = folds = None
-    results, curves = [], {}
-    for name, fold_dir in dirs.items():
+    out = Path(out) if out else run_dir / "diagnosis"
+    checks = default_checks() if checks is None else checks
+    options = Options(device=device, snrs=tuple(float(s) for s in snrs), occlude=occlude, probes=probes,
+                      retrain=str(retrain), budget_s=float(budget_s))
+    dm = folds = cfg = None
+    results, curves, wall = [], {}, {}
+    for name, fold_dir in fold_dirs(run_dir).items():
         ckpt = best_checkpoint(fold_dir)
         model = load_model(ckpt, device)
         cfg = OmegaConf.merge(OmegaConf.create(model.hparams.config), OmegaConf.from_dotlist(list(overrides)))
@@ -79,17 +77,21 @@ def diagnose(run: str | Path, overrides: list[str] = (), device: str = "cpu", sn
             dm.prepare_data()
             dm.load()
             folds = {f.name: f for f in instantiate(cfg.split).folds(dm.utterances)}
+            options = Options(**{**options.__dict__, "seed": int(cfg.get("seed", 0))})
         if dm.class_names != model.class_names:
             raise ValueError(f"{ckpt}: trained on classes {model.class_names}, but the data now gives {dm.class_names}; "
                              "pass the run's data settings as overrides")
-        fold = folds[name] if name else next(iter(folds.values()))
         if name and name not in folds:
             raise ValueError(f"{fold_dir}: fold {name!r} is not among the split's folds {sorted(folds)}")
+        fold = folds[name] if name else next(iter(folds.values()))
         log.info("diagnosing %s (%s)", fold.name, ckpt)
-        results.append(evaluate_fold(model, dm, fold, snrs=snrs, seed=int(cfg.get("seed", 0)), occlude=occlude))
-        curves[fold.name] = read_curves(fold_dir)
+        results.append(evaluate_fold(model, dm, fold, checks, options))
+        curves[fold.name], wall[fold.name] = read_curves(fold_dir), training_seconds(fold_dir)
         del model
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    ev = collect(results, curves, dm.class_names, settings=settings_of(cfg))
+    ev = Evidence(dm.class_names, results, RunSettings.of(cfg), curves)
+    context = RunContext(cfg, dm, {r.fold: folds[r.fold] for r in results}, out, options, wall)
+    for check in checks:
+        ev.measured[check.name] = check.measure(ev, context) or {}
     title = f"{run_dir} ({dm.corpus_label}, {len(results)} fold{'s' if len(results) > 1 else ''})"
-    return write(ev, curves, Path(out) if out else run_dir / "diagnosis", title)
+    return write(ev, checks, out, title)

@@ -1,4 +1,5 @@
-"""Run a trained model over its fold's test split: clean, with noise added, and with inputs occluded."""
+"""Run a trained model over its fold: the test predictions every check reads, and the per-fold
+measurements of the checks that need the model (noise, occlusion, the training speakers, ...)."""
 
 from __future__ import annotations
 
@@ -8,116 +9,90 @@ import numpy as np
 import torch
 
 from ser.diagnose.analysis import ua
-from ser.features.augment import add_noise
+from ser.diagnose.evidence import FoldResult
 
 
-@dataclass
-class FoldResult:
-    """Everything the report needs from one fold's test split (one row per test utterance)."""
-
-    fold: str
-    probs: np.ndarray  # (N, C) clean-input class probabilities
-    labels: np.ndarray  # (N,)
-    paths: list[str]
-    speakers: list[str]
-    genders: list[str]
-    durations: np.ndarray  # (N,) seconds, whole file
-    train_counts: list[int]  # training utterances per class in this fold
-    noise_ua: dict[float, float] = field(default_factory=dict)  # SNR dB -> UA
-    occlusion: dict[str, float] = field(default_factory=dict)  # feature group -> UA with it occluded
-    train_ua: float | None = None  # UA on the fold's training utterances, eval mode, whole utterances
-    shift: dict | None = None  # cross-corpus folds only: see ``corpus_shift``
+def logits_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A batch's logits (B, C) in eval mode: from its waves, or from a frozen upstream's cached frames."""
+    feats, frames = model.frontend_features(batch)  # (B, F, T'), (B,)
+    return model.classify(model.normalizer(feats, frames, model.groups_of(batch)), frames)
 
 
 @torch.no_grad()
-def evaluate_fold(model, dm, fold, snrs=(40, 20, 10, 5, 0), seed: int = 0, occlude: bool = True) -> FoldResult:
-    """Predict the fold's test split with ``model`` (eval mode) on the data module ``dm``.
+def predict(model, dm, indices: list[int], transform=None) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Class probabilities (N, C) and labels (N,) of these utterances as the current fold serves them
+    (whole files, labels as the fold gives them; a frozen upstream's output from its cache, as in
+    training), and their indices, in the loader's order.
 
-    Noise: white noise at each SNR over each utterance's valid samples (seeded, the same noise for
-    every model). Occlusion: each feature group's rows set to 0 (the training mean under global or
-    per-speaker normalisation) before the encoder.
+    ``transform(waves, lengths) -> waves`` changes each batch's audio first (e.g. adds noise).
     """
-    dm.use_fold(fold)
     device = next(model.parameters()).device
-    n_classes = len(model.class_names)
-    groups = model.frontend.row_groups() if occlude else {}
     probs, labels, index = [], [], []
-    noisy = {snr: [] for snr in snrs}
-    occluded = {g: [] for g in groups}
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    for batch in dm.test_dataloader():
-        waves, lengths = batch["waves"].to(device), batch["lengths"].to(device)
-        speakers = model.groups_of({k: v.to(device) for k, v in batch.items()})
-        probs.append(model(waves, lengths, speakers).softmax(-1).float().cpu())
-        labels.append(batch["labels"])
-        index.append(batch["index"])
-        for snr in snrs:
-            loud = add_noise(waves, lengths, torch.full((len(waves),), float(snr), device=device), "white")
-            noisy[snr].append(model(loud, lengths, speakers).argmax(-1).cpu())
-        if groups:
-            feats, frames = model.features(waves, lengths, speakers)
-            for name, rows in groups.items():
-                hidden = feats.clone()
-                hidden[:, rows] = 0.0
-                occluded[name].append(model.classify(hidden, frames).argmax(-1).cpu())
-    torch.random.set_rng_state(generator_state)
-    train_ua = split_ua(model, dm, fold.train, device) if fold.train else None
-    probs, labels = torch.cat(probs).numpy(), torch.cat(labels).numpy()
-    utts = [dm.utterances[fold.test[i]] for i in torch.cat(index).tolist()]
-    return FoldResult(
-        fold=fold.name,
+    for batch in dm.loader(indices, train=False, waves=transform is not None):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if transform is not None:
+            batch["waves"] = transform(batch["waves"], batch["lengths"])
+        probs.append(logits_of(model, batch).softmax(-1).float().cpu())
+        labels.append(batch["labels"].cpu())
+        index += [indices[i] for i in batch["index"].tolist()]
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy(), index
+
+
+@dataclass
+class FoldView:
+    """One fold's trained model on its data, for the checks' ``per_fold`` measurements."""
+
+    model: object
+    dm: object
+    fold: object  # the fold as served (``dm.fold``: injected faults applied)
+    result: FoldResult
+    options: object
+    _ua: dict = field(default_factory=dict)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def ua_on(self, part: str) -> float:
+        """The model's UA on the fold's ``train`` or ``val`` utterances (eval mode, whole files, labels as
+        training saw them); NaN for an empty part. Measured once per fold, shared between checks."""
+        if part not in self._ua:
+            indices = getattr(self.fold, part)
+            if not indices:
+                self._ua[part] = float("nan")
+            else:
+                probs, labels, _ = predict(self.model, self.dm, indices)
+                self._ua[part] = ua(labels, probs.argmax(1), len(self.model.class_names))
+        return self._ua[part]
+
+
+def evaluate_fold(model, dm, fold, checks, options) -> FoldResult:
+    """The fold's test predictions with ``model`` (eval mode), then each check's ``per_fold`` measurement."""
+    dm.use_fold(fold)
+    served = dm.fold
+    # a frozen upstream: its cached output, as training read it (a no-op for other frontends)
+    dm.use_frontend(model.frontend, next(model.parameters()).device)
+    probs, labels, index = predict(model, dm, served.test)
+    utts = [dm.utterances[i] for i in index]
+    corpus = [dm.utterance_corpus(u) for u in dm.utterances]
+    result = FoldResult(
+        fold=served.name,
+        index=index,
         probs=probs,
         labels=labels,
         paths=[u.path for u in utts],
         speakers=[u.speaker for u in utts],
         genders=[str(u.extras.get("gender", "")) for u in utts],
-        durations=np.array([dm.waves[fold.test[i]].numel() / dm.sample_rate for i in torch.cat(index).tolist()]),
+        durations=np.array([dm.waves[i].numel() / dm.sample_rate for i in index]),
         train_counts=dm.train_class_counts(),
-        noise_ua={float(s): ua(labels, torch.cat(p).numpy(), n_classes) for s, p in noisy.items()},
-        occlusion={g: ua(labels, torch.cat(p).numpy(), n_classes) for g, p in occluded.items()},
-        shift=corpus_shift(model, dm, fold, device),
-        train_ua=train_ua,
+        cross_corpus=bool(served.test) and not {corpus[i] for i in served.test} & {corpus[i] for i in served.train},
     )
-
-
-def split_ua(model, dm, indices: list[int], device) -> float:
-    """UA of ``model`` in eval mode on utterances of the data module (whole, unaugmented): the fitting
-    measure, comparable with the test UA, unlike the training curve (dropout, random crops)."""
-    labels, preds = [], []
-    for batch in dm._loader(indices, train=False):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        preds.append(model(batch["waves"], batch["lengths"], model.groups_of(batch)).argmax(-1).cpu())
-        labels.append(batch["labels"].cpu())
-    return ua(torch.cat(labels).numpy(), torch.cat(preds).numpy(), len(model.class_names))
-
-
-def corpus_shift(model, dm, fold, device) -> dict | None:
-    """For a fold whose test corpora were not trained on: the in-domain reference and the embeddings.
-
-    In-domain: the fold's validation speakers (held-out speakers of the training corpora), predicted
-    by the same model. Embeddings: the encoder's output (B, D) for validation and test utterances
-    (training utterances when there is no validation), with each one's corpus, for the corpus
-    classifier. None for folds tested on corpora they also trained on.
-    """
-    corpus = [dm.utterance_corpus(u) for u in dm.utterances]
-    trained = sorted({corpus[i] for i in fold.train})
-    tested = sorted({corpus[i] for i in fold.test})
-    if not all(tested) or set(tested) & set(trained):
-        return None
-    reference = dm.val_dataloader() if fold.val else dm._loader(fold.train, train=False)
-    out = {"train_corpora": trained, "test_corpora": tested, "in_domain_from": "validation" if fold.val else "training"}
-    sides = (("in_domain", reference, fold.val or fold.train), ("cross", dm.test_dataloader(), fold.test))
-    for part, loader, indices in sides:
-        labels, preds, embeddings, which = [], [], [], []
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            feats, frames = model.features(batch["waves"], batch["lengths"], model.groups_of(batch))
-            emb = model.encoder(feats, frames)  # (B, D)
-            preds.append(model.head(emb, feats, frames).argmax(-1).cpu())
-            labels.append(batch["labels"].cpu())
-            embeddings.append(emb.float().cpu())
-            which += [corpus[indices[i]] for i in batch["index"].tolist()]
-        out[part] = {"labels": torch.cat(labels).numpy(), "preds": torch.cat(preds).numpy(),
-                     "embeddings": torch.cat(embeddings).numpy(), "corpus": which}
-    return out
+    view = FoldView(model, dm, served, result, options)
+    state = torch.random.get_rng_state()
+    for check in checks:
+        torch.manual_seed(options.seed)  # the same noise for every model and check order
+        measured = check.per_fold(view)
+        if measured is not None:
+            result.extra[check.name] = measured
+    torch.random.set_rng_state(state)
+    return result

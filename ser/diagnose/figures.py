@@ -66,6 +66,25 @@ def line(x, series: dict[str, list[float]], title: str, xlabel: str, ylabel: str
     return fig
 
 
+def curve(x, y, title: str, xlabel: str, ylabel: str, logx: bool = False, ticks: list[str] | None = None,
+          zero_line: bool = False):
+    """One measured curve over a numeric x (log-scaled with ``logx``, labelled with ``ticks``)."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(x, y, marker="o", markersize=3)
+    if logx:
+        ax.set_xscale("log")
+    if ticks is not None:
+        ax.set_xticks(x, ticks)
+    if zero_line:
+        ax.axhline(0, color="gray", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def fitting(curves: dict[str, list[float]], mean_of_folds: bool = False):
     """UA and loss per epoch, training and validation side by side; epochs from 1, whole-epoch ticks."""
     from matplotlib.ticker import MaxNLocator

@@ -7,6 +7,7 @@ from pathlib import Path
 
 CURVES = ("train/ua", "val/ua", "train/loss", "val/loss")
 RISE = 0.01  # a validation-loss rise smaller than this is noise, not a trend
+STILL = 0.05  # training loss falling by more than this share over the last quarter of epochs: not converged
 
 
 def read_curves(run_dir: Path) -> dict[str, list[float]]:
@@ -38,6 +39,10 @@ def fitting_evidence(curves: dict[str, list[float]]) -> dict | None:
     val_loss = curves.get("val/loss", [])
     low = min(range(len(val_loss)), key=lambda e: val_loss[e]) if val_loss else None
     rise = float(val_loss[-1] - val_loss[low]) if val_loss else 0.0
+    train_loss = curves.get("train/loss", [])
+    tail = max(1, len(train_loss) // 4)  # the last quarter of training
+    late = (train_loss[-tail - 1] - train_loss[-1]) / max(abs(train_loss[-tail - 1]), 1e-9) \
+        if len(train_loss) > tail else None
     return {
         "epochs": n,
         "best_epoch": best + 1,
@@ -47,6 +52,9 @@ def fitting_evidence(curves: dict[str, list[float]]) -> dict | None:
         "val_loss_min_epoch": None if low is None else low + 1,
         "val_loss_rise": rise,
         "val_loss_rose": bool(val_loss) and low < len(val_loss) - 1 and rise > RISE,
+        "train_loss_late_drop": None if late is None else float(late),
+        # more epochs would still have helped: validation loss lowest at the end, or training loss still falling
+        "still_improving": bool((low is not None and low >= len(val_loss) - 2) or (late is not None and late > STILL)),
     }
 
 
@@ -61,3 +69,16 @@ def loss_trend(fit: dict) -> str:
         return f"Validation loss was still falling at the last epoch ({fit['epochs']}): more epochs may help."
     return (f"Validation loss was lowest at epoch {fit['val_loss_min_epoch']} of {fit['epochs']} and stayed "
             f"within {RISE} of it after: flat, not rising.")
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Seconds between the first and the last event of the run's TensorBoard log (its training and test
+    time); NaN without events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logdir = Path(run_dir) / "tensorboard"
+    if not logdir.is_dir():
+        return float("nan")
+    events = EventAccumulator(str(logdir), size_guidance={"scalars": 0}).Reload()
+    times = [e.wall_time for tag in events.Tags()["scalars"] for e in events.Scalars(tag)]
+    return float(max(times) - min(times)) if times else float("nan")

@@ -1,0 +1,207 @@
+"""Label noise and ambiguous labels: confident learning (``cleanlab``) over out-of-sample predictions
+of a linear probe on the training and validation utterances, and what leaving the suspects out wins.
+
+Out of sample: each training utterance is predicted by a probe that did not see it (5-fold cross-
+validation over utterances, features standardised per speaker so the probe reads emotion, not voice).
+Label quality is the probe's probability of the given label; cleanlab's ``find_label_issues`` flags
+the suspects. The UA at stake is measured, not assumed: the same probe trained without the suspects
+against with them, on every fold's test speakers (whose labels are never changed by ``inject``); and
+where the probe says they cost UA and retraining is allowed (``retrain``), the run's own recipe
+retrained without them against the run as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+
+from ser.diagnose import analysis as A
+from ser.diagnose.checks import REPORT_ABOVE, Check
+from ser.diagnose.context import fit_probe
+from ser.diagnose.evidence import Finding
+
+log = logging.getLogger(__name__)
+MIN_SHARE = 0.05  # fewer suspects than this share is what a clean corpus shows (probe errors, a few ambiguous takes)
+SHOWN = 15  # suspects listed in the report (all of them in suspect_labels.csv)
+CV_FOLDS = 5
+
+
+def representation(run) -> str:
+    """The feature set that judges labels: GE2E statistics where installed (the strongest here), else the run's own."""
+    return "ge2e" if "ge2e" in run.feature_sets() else "own"
+
+
+def out_of_sample(X: np.ndarray, y: np.ndarray, C: int, seed: int) -> np.ndarray:
+    """(N, C) probabilities of each row's class from a probe trained on the other folds (stratified)."""
+    counts = np.bincount(y, minlength=C)
+    k = int(min(CV_FOLDS, counts[counts > 0].min()))
+    if k < 2:
+        return np.full((len(y), C), 1 / C)
+    part = A.stratified_folds(y, k, seed)
+    probs = np.zeros((len(y), C))
+    for fold in range(k):
+        probs[part == fold] = fit_probe(X[part != fold], y[part != fold], C).predict_proba(X[part == fold])
+    return probs
+
+
+class LabelNoise(Check):
+    name, title = "label_noise", "Label quality"
+
+    def measure(self, ev, run):
+        if not run.options.probes:
+            return {"skipped": "probes=false"}
+        try:
+            import cleanlab  # noqa: F401
+        except ImportError:
+            return {"skipped": "cleanlab is not installed: pip install -e '.[baselines]'"}
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+
+        dm = run.dm
+        seen = sorted({i for name in run.folds for i in _seen(run, name)})
+        given = np.array([dm.class_names.index(dm.given_labels[i]) for i in seen])
+        feats = representation(run)
+        X, _ = run.matrix(feats)
+        from ser.baselines.run import per_speaker
+
+        Xs = per_speaker(X, [u.speaker for u in dm.utterances])[seen]
+        probs = out_of_sample(Xs, given, ev.C, run.options.seed)
+        quality = get_label_quality_scores(given, probs)
+        # n_jobs=1: cleanlab's worker pool relies on fork-inherited globals and fails inside spawned processes
+        flagged = (find_label_issues(given, probs, n_jobs=1) if len(set(given.tolist())) > 1
+                   else np.zeros(len(seen), bool))
+        order = np.argsort(quality)
+        suspects = [{"path": dm.utterances[seen[k]].path, "speaker": dm.utterances[seen[k]].speaker,
+                     "given": dm.class_names[given[k]], "likely": dm.class_names[int(probs[k].argmax())],
+                     "quality": float(quality[k]), "flagged": bool(flagged[k])} for k in order]
+        m = {"features": feats, "n": len(seen), "flagged": int(flagged.sum()), "share": float(flagged.mean()),
+             "out_of_sample_accuracy": float((probs.argmax(1) == given).mean()),
+             "per_class": {c: int(flagged[given == k].sum()) for k, c in enumerate(dm.class_names)},
+             "suspects": suspects}
+        if dm.inject.label_noise > 0:
+            truth = np.array([dm.given_labels[i] != dm.utterances[i].label for i in seen])
+            m["injected"] = _detection(truth, quality, flagged)
+        if m["share"] >= MIN_SHARE:
+            drop = {seen[k] for k in np.flatnonzero(flagged)}
+            m |= self._gain(ev, run, feats, drop)
+            if m.get("gain", 0) >= REPORT_ABOVE and m["interval"][0] > 0:
+                refused = run.refuse_retraining(1 - m["share"])
+                m |= {"retrain_skipped": refused} if refused else self._retrained(ev, run, drop)
+        return m
+
+    def _retrained(self, ev, run, drop: set[int]) -> dict:
+        """The run's recipe retrained without the flagged utterances: its test UA minus the run's."""
+        folds = ev.in_corpus
+        labels = np.concatenate([f.labels for f in folds])
+        before = np.concatenate([f.probs.argmax(1) for f in folds])
+        after = np.concatenate([run.retrain(f.fold, 1.0, "without_suspects", f.index, drop).argmax(1) for f in folds])
+
+        def gain(ix):
+            return A.ua(labels[ix], after[ix], ev.C) - A.ua(labels[ix], before[ix], ev.C)
+
+        return {"retrained_ua": A.ua(labels, after, ev.C), "run_ua": A.ua(labels, before, ev.C),
+                "retrained_gain": gain(np.arange(len(labels))),
+                "retrained_interval": A.bootstrap_interval(gain, len(labels), run.options.bootstrap, run.options.seed)}
+
+    def _gain(self, ev, run, feats: str, drop: set[int]) -> dict:
+        """UA of a probe trained without the flagged utterances minus with them, on the folds' test utterances
+        (in-corpus folds only: on another corpus, what a probe gains says more about transfer than labels)."""
+        folds = ev.in_corpus
+        if not folds:
+            return {"not_judged": "every fold is tested on another corpus"}
+        order = {f.fold: f.index for f in folds}
+        labels = np.concatenate([f.labels for f in folds])
+        n = len(labels)
+        with_all, without = run.probe(feats, order), run.probe(feats, order, drop=drop)
+        if with_all is None or without is None:
+            return {}
+        a, b = with_all.argmax(1), without.argmax(1)
+
+        def gain(ix):
+            return A.ua(labels[ix], b[ix], ev.C) - A.ua(labels[ix], a[ix], ev.C)
+
+        return {"probe_ua": A.ua(labels, a, ev.C), "probe_ua_without": A.ua(labels, b, ev.C), "gain": gain(np.arange(n)),
+                "interval": A.bootstrap_interval(gain, n, run.options.bootstrap, run.options.seed)}
+
+    def judge(self, m, ev):
+        # A cause only when the run's own recipe, retrained without the suspects, gains beyond doubt: a clean
+        # corpus has suspects too (ambiguous takes, the probe's own errors), and leaving hard examples out can
+        # help a probe without any label being wrong. Without that retraining, suspects a probe would rather
+        # drop are a risk to check, not a measured cause.
+        if "gain" not in m or m["gain"] < REPORT_ABOVE or m["interval"][0] <= 0:
+            return []
+        worst = ", ".join(f"{c} ({n})" for c, n in sorted(m["per_class"].items(), key=lambda kv: -kv[1])[:3])
+        suspects = (f"{m['flagged']} of {m['n']} training labels ({100 * m['share']:.0f} %) look wrong to a probe that did "
+                    f"not see them (most given as {worst})")
+        advice = [] if ev.settings.label_smoothing else ["loss.label_smoothing=0.1"]
+        note = "check, relabel or leave out the utterances in suspect_labels.csv"
+        if "retrained_gain" not in m:
+            return [Finding("label_noise", "suspect labels", m["gain"],
+                            f"{suspects}; a linear probe without them scores UA {m['probe_ua_without']:.2f} against "
+                            f"{m['probe_ua']:.2f}; whether the run would gain too is not measured "
+                            f"({m.get('retrain_skipped', 'no retraining')})", advice, note + "; retrain=true measures it",
+                            interval=m["interval"], kind="risk")]
+        if m["retrained_gain"] < REPORT_ABOVE or m["retrained_interval"][0] <= 0:
+            return []
+        return [Finding("label_noise", "label noise", m["retrained_gain"],
+                        f"{suspects}; the run's recipe retrained without them scores UA {m['retrained_ua']:.2f} against "
+                        f"{m['run_ua']:.2f}", advice, note, interval=m["retrained_interval"])]
+
+    def section(self, m, ev):
+        L = ["## Label quality", ""]
+        if "skipped" in m:
+            return L + [f"Not measured: {m['skipped']}.", ""]
+        L += [f"Each of the {m['n']} training and validation utterances was predicted by a logistic-regression probe "
+              f"({m['features']} features, standardised per speaker) trained on the others (5-fold); the probe agrees "
+              f"with the given label for {100 * m['out_of_sample_accuracy']:.0f} % of them. Confident learning "
+              f"(cleanlab) flags **{m['flagged']} ({100 * m['share']:.1f} %)** as likely mislabelled "
+              f"(under {100 * MIN_SHARE:.0f} % is what clean corpora show here).", ""]
+        if "gain" in m:
+            L += [f"A probe trained without them scores UA {m['probe_ua_without']:.3f} on the test speakers, against "
+                  f"{m['probe_ua']:.3f} with them (a change of {m['gain']:+.3f}, 90 % interval "
+                  f"{m['interval'][0]:+.3f} to {m['interval'][1]:+.3f}).", ""]
+        if "retrained_gain" in m:
+            L += [f"The run's own recipe retrained without them: UA {m['retrained_ua']:.3f} against {m['run_ua']:.3f} "
+                  f"({m['retrained_gain']:+.3f}; 90 % interval {m['retrained_interval'][0]:+.3f} to "
+                  f"{m['retrained_interval'][1]:+.3f}).", ""]
+        elif "retrain_skipped" in m:
+            L += [f"The recipe was not retrained without them: {m['retrain_skipped']}.", ""]
+        if "injected" in m:
+            d = m["injected"]
+            L += [f"Injected (`inject.label_noise`): {d['n']} replaced labels among these; the ranking finds them with "
+                  f"average precision {d['average_precision']:.3f}; of the flagged, {100 * d['precision']:.0f} % were "
+                  f"replaced, and {100 * d['recall']:.0f} % of the replaced were flagged.", ""]
+        L += ["Flagged per given class: " + ", ".join(f"{c} {n}" for c, n in m["per_class"].items()), "",
+              "Most suspect (lowest probability of the given label; all in `suspect_labels.csv`):", "",
+              "| file | speaker | given | likely | quality |", "|---|---|---|---|---|"]
+        L += [f"| `{s['path']}` | {s['speaker']} | {s['given']} | {s['likely']} | {s['quality']:.3f} |"
+              for s in m["suspects"][:SHOWN]]
+        return L + [""]
+
+    def jsonable(self, m):
+        return {k: (v[:50] if k == "suspects" else v) for k, v in m.items()}  # all of them are in the CSV
+
+    def write(self, m, out) -> None:
+        """``suspect_labels.csv`` beside the report: every judged utterance, most suspect first."""
+        if "suspects" not in m:
+            return
+        with open(out / "suspect_labels.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["path", "speaker", "given", "likely", "quality", "flagged"])
+            writer.writeheader()
+            writer.writerows(m["suspects"])
+
+
+def _seen(run, name: str) -> list[int]:
+    fold = run.use(name)
+    return fold.train + fold.val
+
+
+def _detection(truth: np.ndarray, quality: np.ndarray, flagged: np.ndarray) -> dict:
+    """How well the ranking and the flags find the injected replacements."""
+    from sklearn.metrics import average_precision_score
+
+    return {"n": int(truth.sum()), "average_precision": float(average_precision_score(truth, -quality)),
+            "precision": float(truth[flagged].mean()) if flagged.any() else 0.0,
+            "recall": float(flagged[truth].mean()) if truth.any() else 0.0}
