@@ -1,0 +1,303 @@
+"""usage: python -m ser.diagnose.bench data=<corpus> data.root=<dir> [out=<dir>] [jobs=2] [only=[...]]
+
+The diagnosis, measured. For one corpus, inject one known fault at a time (a clean control twice,
+then each fault of conf/bench.yaml at two severities: class imbalance, label noise, noisy or
+band-limited test audio, too little data, under- and overfitting, weak features, corpus shift),
+train, diagnose, and score whether the diagnosis ranks the injected cause first: top-1 accuracy
+and mean reciprocal rank, per cause and overall; false alarms on the clean controls (a cause absent
+by construction that is reported at all); and how well the label-noise check finds the replaced
+labels (average precision). Writes bench.md and bench.json (top1, mrr, false_alarms, scenarios)
+into out=, with each scenario's run and diagnosis below it. Options come from conf/bench.yaml; every
+other key=value (data=, data.root=, split.k=, ...) applies to every scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ser.cli import run_command
+
+log = logging.getLogger(__name__)
+OWN = ("out", "jobs", "only", "folds", "bases", "partner", "partner_root", "diagnose", "scenarios")
+# Causes that cannot be present in a clean single-corpus control: reporting one there is a false alarm.
+ABSENT_IN_CONTROL = ("label_noise", "mismatch", "corpus_shift")
+BALANCED = 2.0  # a corpus whose largest class is at most twice its smallest cannot suffer from imbalance
+
+
+@dataclass
+class Scenario:
+    """One bench run: the fault injected (``cause``: the id the diagnosis should rank first; None for a control)."""
+
+    name: str
+    cause: str | None
+    base: str
+    overrides: list[str] = field(default_factory=list)
+    rare_share: float | None = None
+    shift: str | None = None
+
+
+@dataclass
+class Corpus:
+    """What the bench needs to know of the corpus before composing scenarios."""
+
+    option: str  # its conf/data option
+    root: str
+    class_names: list[str]
+    counts: list[int]
+    speakers: int
+
+
+def probe_corpus(forwarded: list[str]) -> Corpus:
+    from hydra.utils import instantiate
+
+    from ser.inspect import compose_cli
+
+    cfg = compose_cli(forwarded)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.load()
+    option = next((o.split("=", 1)[1] for o in reversed(forwarded) if o.startswith("data=")), "synthetic")
+    counts = [sum(u.label == c for u in dm.utterances) for c in dm.class_names]
+    return Corpus(option, str(cfg.data.root), list(dm.class_names), counts, len(dm.speakers))
+
+
+def expand(sc: Scenario, corpus: Corpus, cfg: DictConfig, forwarded: list[str]) -> list[str]:
+    """The scenario's full override list for ``train.py``."""
+    out = list(forwarded) + list(cfg.bases[sc.base])
+    if sc.shift:
+        out = [o for o in out if not o.startswith(("data=", "data.root=", "data.corpus.", "split"))]
+        partner, root = _partner(cfg, corpus)
+        corpora = {corpus.option: {"adapter": corpus.option, "root": corpus.root}} | partner
+        other = next(n for n in corpora if n != corpus.option)
+        test = other if sc.shift == "out" else corpus.option
+        spec = json.dumps(corpora).replace('"', "")
+        out += ["data=multi", f"data.corpora={spec}", "split=corpus", f"split.test={test}"]
+    else:
+        out = ["split=kfold", f"split.k={max(2, min(int(cfg.folds), corpus.speakers))}"] + out
+    if sc.rare_share is not None:
+        rare = corpus.class_names[1::2]
+        out.append("data.train_fraction={" + ",".join(f"{c}:{sc.rare_share}" for c in rare) + "}")
+    return out + list(sc.overrides)
+
+
+def _partner(cfg: DictConfig, corpus: Corpus) -> tuple[dict, str]:
+    """The corpus-shift partner as a data.corpora entry."""
+    name = str(cfg.partner)
+    cache = str(Path(cfg.paths.cache_dir) / "synthetic")
+    if name == "synthetic" and corpus.option == "synthetic":  # the same generator, recorded elsewhere by others
+        spec = {"adapter": "synthetic", "root": cache, "seed": 7, "channel_hz": [300, 3400], "noise_snr_db": 15}
+        return {"shifted": spec}, cache
+    root = str(cfg.partner_root) if cfg.partner_root else cache if name == "synthetic" else None
+    if root is None:
+        raise ValueError(f"partner={name}: give its folder with partner_root=<dir>")
+    return {name: {"adapter": name, "root": root}}, root
+
+
+def run_scenario(sc: Scenario, overrides: list[str], folder: Path, diagnose_options: dict, threads: int) -> dict:
+    """Train and diagnose one scenario in ``folder``; its row of the bench (also in ``folder/bench_row.json``)."""
+    import torch
+
+    from ser.diagnose.core import diagnose
+    from ser.inspect import compose_cli
+    from ser.train import train
+
+    torch.set_num_threads(threads)
+    if folder.exists():  # an unfinished earlier attempt: start clean (its checkpoints must not be mistaken for this run's)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "train.log")  # everything the scenario logs; the console gets one line
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    start = time.monotonic()
+    row = {"name": sc.name, "cause": sc.cause, "base": sc.base, "overrides": overrides}
+    try:
+        cfg = compose_cli(overrides)
+        cfg.paths.output_dir = str(folder)
+        OmegaConf.update(cfg, "trainer.enable_progress_bar", False, force_add=True)
+        (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        metrics = train(cfg)
+        trained = time.monotonic() - start
+        report = diagnose(folder, out=folder / "diagnosis", **diagnose_options)
+        ev = json.loads((report.parent / "diagnosis.json").read_text())
+        ranked = [c["id"] for c in ev["causes"]]
+        row |= {"ua": metrics["test/ua"], "causes": [{k: c[k] for k in ("id", "score", "sure")} for c in ev["causes"]],
+                "rank": ranked.index(sc.cause) + 1 if sc.cause in ranked else None,
+                "train_s": round(trained, 1), "diagnose_s": round(time.monotonic() - start - trained, 1)}
+        injected = ev["checks"].get("label_noise", {}).get("injected")
+        if injected:
+            row["label_noise_ap"] = injected["average_precision"]
+    except Exception as err:  # noqa: BLE001 - one failed scenario is reported, the others still run
+        log.exception("scenario %s failed", sc.name)
+        row |= {"error": f"{type(err).__name__}: {err}"[:500]}
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    row["wall_s"] = round(time.monotonic() - start, 1)
+    (folder / "bench_row.json").write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def score(rows: list[dict], corpus: Corpus) -> dict:
+    """Top-1 and mean reciprocal rank of the injected cause (overall and per cause), false alarms on the controls."""
+    injected = [r for r in rows if r["cause"] and "error" not in r]
+    absent = list(ABSENT_IN_CONTROL)
+    if max(corpus.counts) <= BALANCED * max(min(corpus.counts), 1):
+        absent.append("imbalance")
+
+    def summary(part: list[dict]) -> dict:
+        if not part:
+            return {"n": 0, "top1": None, "mrr": None}
+        return {"n": len(part), "top1": sum(r["rank"] == 1 for r in part) / len(part),
+                "mrr": sum(1 / r["rank"] if r["rank"] else 0.0 for r in part) / len(part)}
+
+    overall = summary(injected)
+    alarms = [{"scenario": r["name"], "cause": c["id"], "score": c["score"]}
+              for r in rows if r["cause"] is None and "error" not in r for c in r["causes"] if c["id"] in absent]
+    causes = sorted({r["cause"] for r in injected})
+    aps = {r["name"]: r["label_noise_ap"] for r in rows if "label_noise_ap" in r}
+    return {"top1": overall["top1"], "mrr": overall["mrr"], "false_alarms": alarms, "n_injected": overall["n"],
+            "per_cause": {c: summary([r for r in injected if r["cause"] == c]) for c in causes},
+            "absent_in_control": absent, "label_noise_ap": aps, "separation": separation(rows),
+            "failed": [r["name"] for r in rows if "error" in r]}
+
+
+def separation(rows: list[dict]) -> dict:
+    """Per cause: its smallest score where it was injected against its largest where it was not (0 when not
+    reported there): the margin the diagnosis's thresholds sit in."""
+    done = [r for r in rows if "error" not in r]
+    out = {}
+    for cause in sorted({c["id"] for r in done for c in r["causes"]} | {r["cause"] for r in done if r["cause"]}):
+        score = [{c["id"]: c["score"] for c in r["causes"]}.get(cause, 0.0) for r in done]
+        injected = [s for s, r in zip(score, done) if r["cause"] == cause]
+        others = [s for s, r in zip(score, done) if r["cause"] != cause]
+        out[cause] = {"injected_min": min(injected) if injected else None, "others_max": max(others) if others else None}
+    return out
+
+
+def markdown(result: dict) -> str:
+    s = result
+    L = [f"# Diagnosis benchmark: {s['corpus']}", "",
+         f"Command: `{s['command']}`; {s['wall_s'] / 60:.1f} min on {s['cores']} cores ({s['jobs']} at once).", "",
+         f"**Top-1 {_pct(s['top1'])}** and mean reciprocal rank {_num(s['mrr'])} over {s['n_injected']} injected "
+         f"scenarios; false alarms on the clean controls: **{len(s['false_alarms'])}**"
+         + (" (" + ", ".join(f"{a['cause']} in {a['scenario']} ({a['score']:.3f})" for a in s["false_alarms"]) + ")"
+            if s["false_alarms"] else "") + f" (causes absent by construction: {', '.join(s['absent_in_control'])}).", ""]
+    if s["label_noise_ap"]:
+        L += ["Label-noise detection, average precision of the suspect ranking against the replaced labels: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in s["label_noise_ap"].items()) + ".", ""]
+    L += ["| cause | scenarios | top-1 | MRR | smallest UA at stake where injected | largest elsewhere |",
+          "|---|---|---|---|---|---|"]
+    sep = s["separation"]
+    L += [f"| {c} | {v['n']} | {_pct(v['top1'])} | {_num(v['mrr'])} | {_num(sep.get(c, {}).get('injected_min'))} | "
+          f"{_num(sep.get(c, {}).get('others_max'))} |" for c, v in s["per_cause"].items()]
+    rest = [c for c in sep if c not in s["per_cause"]]
+    if rest:
+        L += ["", "Causes never injected, largest UA at stake reported: "
+              + ", ".join(f"{c} {_num(sep[c]['others_max'])}" for c in rest) + "."]
+    L += ["", "| scenario | injected | UA | ranked causes (UA at stake) | rank of the injected | wall |",
+          "|---|---|---|---|---|---|"]
+    for r in s["scenarios"]:
+        if "error" in r:
+            L.append(f"| {r['name']} | {r['cause'] or '-'} | failed: {r['error'][:80]} | | | |")
+            continue
+        ranked = ", ".join(f"{c['id']} {c['score']:.3f}" + ("" if c["sure"] == "strong" else " (weak)")
+                           for c in r["causes"]) or "none"
+        rank = "-" if r["cause"] is None else (str(r["rank"]) if r["rank"] else "absent")
+        L.append(f"| {r['name']} | {r['cause'] or '(control)'} | {r['ua']:.3f} | {ranked} | {rank} | {r['wall_s']:.0f} s |")
+    return "\n".join(L) + "\n"
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f} %"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def bench(cfg: DictConfig, forwarded: list[str], argv: list[str]) -> dict:
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(console)  # the bench's own lines; each scenario logs to its train.log
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars of every scenario would bury the bench's lines
+    out = Path(cfg.out or f"runs/diagnosis_bench/{time.strftime('%Y-%m-%d/%H-%M-%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    corpus = probe_corpus(forwarded)
+    scenarios = [Scenario(**OmegaConf.to_container(s)) for s in cfg.scenarios]
+    unknown = sorted(set(cfg.only or []) - {s.name for s in scenarios})
+    if unknown:
+        raise ValueError(f"only={list(cfg.only)}: no scenario {unknown}; scenarios: {[s.name for s in scenarios]}")
+    chosen = [s for s in scenarios if not cfg.only or s.name in cfg.only]
+    options = OmegaConf.to_container(cfg.diagnose)
+    jobs = max(1, int(cfg.jobs))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    rows, todo = {}, []
+    for sc in chosen:
+        done = out / sc.name / "bench_row.json"
+        if done.is_file() and "error" not in json.loads(done.read_text()):
+            rows[sc.name] = json.loads(done.read_text())
+            log.info("%s: finished before, kept (%s)", sc.name, done)
+        else:
+            todo.append(sc)
+    log.info("%s: %d classes, %d speakers; %d scenarios to run, %d at once", corpus.option, len(corpus.class_names),
+             corpus.speakers, len(todo), jobs)
+    args = [(sc, expand(sc, corpus, cfg, forwarded), out / sc.name, options, threads) for sc in todo]
+    pool = None
+    if jobs == 1:
+        results = (run_scenario(*a) for a in args)
+    else:
+        import multiprocessing as mp
+
+        pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+        results = pool.map(run_scenario, *zip(*args)) if args else iter(())
+    try:
+        for row in results:
+            rows[row["name"]] = row
+            ranked = ", ".join(c["id"] for c in row.get("causes", [])) or row.get("error", "none")
+            log.info("%-22s %-16s UA %s  ranked: %s  (%.0f s)", row["name"], row["cause"] or "(control)",
+                     f"{row['ua']:.3f}" if "ua" in row else "-", ranked, row["wall_s"])
+    except KeyboardInterrupt:  # finished scenarios are kept (bench_row.json); a rerun with the same out= resumes
+        if pool is not None:
+            for process in list(pool._processes.values()):
+                process.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    ordered = [rows[s.name] for s in chosen]
+    result = {"corpus": corpus.option, "command": "python -m ser.diagnose.bench " + " ".join(argv)}
+    result |= score(ordered, corpus)
+    result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs}
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "bench.md").write_text(markdown(result))
+    print(markdown(result))
+    print(f"-> {out / 'bench.md'}")
+    return result
+
+
+def main(argv: list[str] | None = None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    forwarded = [a for a in argv if a.partition("=")[0].lstrip("+~").split(".")[0] not in OWN]
+    shown = [k for k in OWN if k != "scenarios"]
+    return run_command("python -m ser.diagnose.bench", __doc__, "bench", lambda cfg: bench(cfg, forwarded, argv), argv,
+                       groups=["data"], help_cfg=lambda cfg: OmegaConf.masked_copy(cfg, shown))
+
+
+if __name__ == "__main__":
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)
