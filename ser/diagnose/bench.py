@@ -120,6 +120,12 @@ def run_scenario(sc: Scenario, overrides: list[str], folder: Path, diagnose_opti
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     root.addHandler(handler)
+    for name in ("lightning.pytorch", "lightning.fabric"):  # Lightning's own console lines go to train.log too
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if isinstance(h, logging.FileHandler)
+                           or not isinstance(h, logging.StreamHandler)]
+        logger.propagate = True
+    logging.captureWarnings(True)  # and the warnings: to train.log
     start = time.monotonic()
     row = {"name": sc.name, "cause": sc.cause, "base": sc.base, "overrides": overrides}
     try:
@@ -189,7 +195,9 @@ def separation(rows: list[dict]) -> dict:
 def markdown(result: dict) -> str:
     s = result
     L = [f"# Diagnosis benchmark: {s['corpus']}", "",
-         f"Command: `{s['command']}`; {s['wall_s'] / 60:.1f} min on {s['cores']} cores ({s['jobs']} at once).", "",
+         f"Command: `{s['command']}`; {s['wall_s'] / 60:.1f} min on {s['cores']} cores ({s['jobs']} at once)"
+         + (f", {s['kept']} scenarios kept from an earlier attempt (their time not counted)" if s.get("kept") else "")
+         + ".", "",
          f"**Top-1 {_pct(s['top1'])}** and mean reciprocal rank {_num(s['mrr'])} over {s['n_injected']} injected "
          f"scenarios; false alarms on the clean controls: **{len(s['false_alarms'])}**"
          + (" (" + ", ".join(f"{a['cause']} in {a['scenario']} ({a['score']:.3f})" for a in s["false_alarms"]) + ")"
@@ -282,7 +290,8 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str]) -> dict:
     ordered = [rows[s.name] for s in chosen]
     result = {"corpus": corpus.option, "command": "python -m ser.diagnose.bench " + " ".join(argv)}
     result |= score(ordered, corpus)
-    result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs}
+    result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs,
+               "kept": len(chosen) - len(todo)}
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(result))
     print(markdown(result))

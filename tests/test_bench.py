@@ -1,0 +1,66 @@
+"""python -m ser.diagnose.bench: every scenario of conf/bench.yaml composes into a valid training config, and
+the scores (top-1, MRR, false alarms on the controls) count what they say."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from ser.diagnose.bench import Corpus, Scenario, expand, markdown, score
+from ser.inspect import compose_cli
+
+CORPUS = Corpus("synthetic", "/data/synthetic", ["anger", "happiness", "neutral", "sadness"], [40, 40, 40, 40], 6)
+
+
+@pytest.fixture(scope="module")
+def bench_cfg():
+    return compose_cli(["data=synthetic"], config_name="bench")
+
+
+def test_every_scenario_composes_into_a_valid_training_config(bench_cfg):
+    scenarios = [Scenario(**OmegaConf.to_container(s)) for s in bench_cfg.scenarios]
+    assert {s.cause for s in scenarios} >= {None, "imbalance", "label_noise", "mismatch", "too_little_data",
+                                            "underfitting", "overfitting", "weak_features", "corpus_shift"}
+    for sc in scenarios:
+        overrides = expand(sc, CORPUS, bench_cfg, ["data=synthetic"])
+        cfg = compose_cli(overrides)  # an unknown key or a wrong value fails here, naming the key
+        if sc.shift:
+            assert cfg.split._target_.endswith("CorpusSplit") and len(cfg.data.corpora) == 2
+            test = cfg.split.test
+            assert (test == "synthetic") == (sc.shift == "in"), sc.name
+        else:
+            assert cfg.split._target_.endswith("KFoldSplit") and cfg.split.k == 4
+        if sc.rare_share is not None:  # every other class cut to that share, the rest whole
+            assert dict(cfg.data.train_fraction) == {"happiness": sc.rare_share, "sadness": sc.rare_share}
+        if sc.cause is None:
+            assert cfg.inject.label_noise == 0 and cfg.inject.test_snr_db is None and cfg.inject.train_share == 1
+
+
+def _row(name, cause, ranked, **extra):
+    return {"name": name, "cause": cause, "ua": 0.5, "wall_s": 1.0,
+            "causes": [{"id": c, "score": s, "sure": "strong"} for c, s in ranked],
+            "rank": [c for c, _ in ranked].index(cause) + 1 if cause in [c for c, _ in ranked] else None} | extra
+
+
+def test_scores_count_top1_reciprocal_rank_and_false_alarms():
+    rows = [_row("control", None, [("too_little_data", 0.04), ("mismatch", 0.03)]),
+            _row("control2", None, [("imbalance", 0.05)]),
+            _row("noise", "mismatch", [("mismatch", 0.4)]),
+            _row("noise2", "mismatch", [("overfitting", 0.1), ("mismatch", 0.05)]),
+            _row("labels", "label_noise", [("speaker_variability", 0.1)], label_noise_ap=0.9),
+            {"name": "broken", "cause": "imbalance", "error": "RuntimeError: boom", "wall_s": 1.0}]
+    s = score(rows, CORPUS)
+    assert s["n_injected"] == 3 and s["failed"] == ["broken"]
+    assert s["top1"] == pytest.approx(1 / 3)
+    assert s["mrr"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert s["per_cause"]["mismatch"] == {"n": 2, "top1": 0.5, "mrr": 0.75}
+    # too little data may be true of a clean control; test-condition mismatch, and imbalance on a balanced corpus, not
+    assert [(a["scenario"], a["cause"]) for a in s["false_alarms"]] == [("control", "mismatch"), ("control2", "imbalance")]
+    assert s["label_noise_ap"] == {"labels": 0.9}
+    assert s["separation"]["mismatch"] == {"injected_min": 0.05, "others_max": 0.03}
+    # on an imbalanced corpus imbalance may be real in the control
+    skewed = Corpus("x", "/x", CORPUS.class_names, [100, 40, 40, 20], 6)
+    assert "imbalance" not in score(rows, skewed)["absent_in_control"]
+    text = markdown(s | {"corpus": "synthetic", "command": "python -m ser.diagnose.bench", "scenarios": rows,
+                         "wall_s": 60.0, "cores": 2, "jobs": 2, "kept": 0})
+    assert "**Top-1 33 %**" in text and "false alarms on the clean controls: **2**" in text
+    assert "| labels | label_noise | 0.500 | speaker_variability 0.100 | absent |" in text
+    assert "| broken | imbalance | failed: RuntimeError: boom" in text
