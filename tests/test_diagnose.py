@@ -123,6 +123,19 @@ def test_fitting_is_scored_by_what_a_probe_on_the_same_features_reaches():
     assert [f.id for f in judged(0.7, 0.2, weak=0.0, curves=flat)[1]] == ["underfitting"]
 
 
+def test_weak_features_under_noisy_labels_follow_the_label_noise():
+    from ser.diagnose.checks.features import Features
+
+    ev = _evidence(np.repeat([0, 1], 30), np.repeat([0, 1], 30), [30, 30])
+    m = {"weak": 0.08, "weak_interval": (0.04, 0.12), "reference": "egemaps", "probe_ua": {"own": 0.46, "egemaps": 0.54},
+         "described": {"own": "GE2E statistics", "egemaps": "eGeMAPS"}, "occlusion": {}}
+    weak = Features().judge(m, ev)[0]
+    # wide features fit wrong labels more than eGeMAPS does: with label noise found, that explains the gap
+    noisy = Finding("label_noise", "label noise", 0.06, "", interval=(0.03, 0.09))
+    assert weak.id == "weak_features" and [f.id for f in rank([weak, noisy])[0]] == ["label_noise", "weak_features"]
+    assert [f.id for f in rank([weak])[0]] == ["weak_features"]
+
+
 def test_speaker_variability_is_what_exceeds_random_speaker_assignment():
     i = np.arange(200)
     labels = i % 2
