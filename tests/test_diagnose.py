@@ -231,6 +231,7 @@ def test_label_noise_is_found_ranked_and_listed(tmp_path, cache):
     check = ev["checks"]["label_noise"]
     assert check["injected"]["average_precision"] > 0.7 and check["share"] > 0.25
     assert _ids(ev)[0] == "label_noise"
+    assert ev["causes"][0]["advice"][0] == f"data.exclude={report.parent / 'suspect_labels.csv'}"  # exact, runnable
     rows = (report.parent / "suspect_labels.csv").read_text().splitlines()
     assert rows[0] == "path,speaker,given,likely,quality,flagged" and len(rows) == check["n"] + 1
     assert check["retrained_gain"] > 0.02 and (report.parent / "retrain" / "without_suspects").is_dir()

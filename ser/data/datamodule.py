@@ -18,6 +18,7 @@ from ser.corpora.labels import canonical, ordered
 from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
 from ser.data.dataset import ClipDataset, collate
+from ser.data.exclude import excluded_indices
 from ser.data.inject import Injection, degrade, fold_rng, keep_share, replace_labels
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
 from ser.data.splits import Fold, check_disjoint, check_duplicates
@@ -70,6 +71,8 @@ class SERDataModule(L.LightningDataModule):
             None keeps it in memory only.
         inject: faults injected on purpose (the ``inject`` config, ``ser.data.inject.Injection``),
             applied in ``use_fold`` to the side each names; None injects nothing.
+        exclude: a file naming utterances left out of training and validation, never test
+            (``ser.data.exclude``: ``ser.diagnose``'s ``suspect_labels.csv`` or one path per line).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class SERDataModule(L.LightningDataModule):
         corpora: dict | None = None,
         balance: str | None = None,
         inject: dict | None = None,
+        exclude: str | None = None,
     ):
         super().__init__()
         if on_bad_file not in ("error", "skip"):
@@ -112,6 +116,8 @@ class SERDataModule(L.LightningDataModule):
         self.sampler = sampler
         self.train_fraction = {canonical(k): float(v) for k, v in (train_fraction or {}).items()}
         self.inject = Injection(**(inject or {}))
+        self.exclude = exclude
+        self.excluded: set[int] = set()  # data.exclude: utterances left out of training and validation
         self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
         self.upstream_cache = UpstreamCache(feature_cache_dir)
         self.cached: list | None = None  # a frozen upstream's output per utterance (use_frontend)
@@ -187,6 +193,10 @@ class SERDataModule(L.LightningDataModule):
                                  self.inject.label_noise, self.inject.label_noise_kind, rng)
             for i, label in new.items():
                 self.given_labels[i] = label
+        if self.exclude:
+            self.excluded = excluded_indices(self.exclude, [u.path for u in self.utterances])
+            log.info("data.exclude leaves %d utterances out of training and validation (%s)", len(self.excluded),
+                     self.exclude)
         self.out_of_range = [u.path for u in self.utterances if beyond_full_scale(u.path)]
         if self.out_of_range:
             log.warning("%d files have samples beyond full scale (float audio above 1.0), kept as they are: %s",
@@ -256,6 +266,9 @@ class SERDataModule(L.LightningDataModule):
         self.load()
         check_disjoint(self.utterances, fold)
         check_duplicates(self.digests, fold, self.utterances)
+        if self.excluded:
+            fold = replace(fold, train=[i for i in fold.train if i not in self.excluded],
+                           val=[i for i in fold.val if i not in self.excluded])
         if self.train_fraction:
             fold = self._subsample(fold)
         fold = self._inject(fold)

@@ -42,6 +42,10 @@ class ClassificationLoss(nn.Module):
         beta: for ``effective`` weighting (0.999).
         focal_gamma: > 0 turns on focal loss (Lin et al. 2017): confident examples count less.
         label_smoothing: spread this much target mass over the other classes (0.0).
+        robust: ``gce``: generalized cross-entropy (Zhang & Sabuncu 2018), ``(1 - p_y^q) / q``, which
+            bounds what one confidently wrong label can cost, so training goes through noisy labels;
+            q -> 0 is cross-entropy, q = 1 mean absolute error. None: cross-entropy.
+        gce_q: q of ``gce`` (0.7, the paper's choice).
     """
 
     def __init__(
@@ -52,14 +56,30 @@ class ClassificationLoss(nn.Module):
         beta: float = 0.999,
         focal_gamma: float = 0.0,
         label_smoothing: float = 0.0,
+        robust: str | None = None,
+        gce_q: float = 0.7,
     ):
         super().__init__()
+        if robust not in (None, "gce"):
+            raise ValueError(f"loss.robust must be null or gce, got {robust!r}")
+        if robust and focal_gamma > 0:
+            raise ValueError("loss.robust=gce replaces focal cross-entropy: set loss.focal_gamma=0")
+        if not 0 < gce_q <= 1:
+            raise ValueError(f"loss.gce_q must be in (0, 1], got {gce_q}")
+        self.robust, self.gce_q = robust, gce_q
         weight = class_weights(class_counts, weighting, beta) if class_weighted else torch.ones(len(class_counts))
         self.register_buffer("weight", weight)
         self.focal_gamma, self.label_smoothing = focal_gamma, label_smoothing
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
+        if self.robust == "gce":
+            target = F.one_hot(labels, logits.shape[-1]).float()
+            if self.label_smoothing > 0:  # over smoothed targets: sum_c t_c (1 - p_c^q) / q
+                target = target * (1 - self.label_smoothing) + self.label_smoothing / logits.shape[-1]
+            per_class = (1 - logits.softmax(-1).clamp_min(1e-7).pow(self.gce_q)) / self.gce_q
+            w = self.weight[labels]
+            return ((target * per_class).sum(-1) * w).sum() / w.sum()
         if self.focal_gamma <= 0:
             return F.cross_entropy(logits, labels, weight=self.weight, label_smoothing=self.label_smoothing)
         per_example = F.cross_entropy(logits, labels, reduction="none", label_smoothing=self.label_smoothing)

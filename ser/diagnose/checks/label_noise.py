@@ -79,7 +79,7 @@ class LabelNoise(Check):
         m = {"features": feats, "n": len(seen), "flagged": int(flagged.sum()), "share": float(flagged.mean()),
              "out_of_sample_accuracy": float((probs.argmax(1) == given).mean()),
              "per_class": {c: int(flagged[given == k].sum()) for k, c in enumerate(dm.class_names)},
-             "suspects": suspects}
+             "suspects": suspects, "file": str(run.out / "suspect_labels.csv")}
         if dm.inject.label_noise > 0:
             truth = np.array([dm.given_labels[i] != dm.utterances[i].label for i in seen])
             m["injected"] = _detection(truth, quality, flagged)
@@ -135,8 +135,8 @@ class LabelNoise(Check):
         worst = ", ".join(f"{c} ({n})" for c, n in sorted(m["per_class"].items(), key=lambda kv: -kv[1])[:3])
         suspects = (f"{m['flagged']} of {m['n']} training labels ({100 * m['share']:.0f} %) look wrong to a probe that did "
                     f"not see them (most given as {worst})")
-        advice = [] if ev.settings.label_smoothing else ["loss.label_smoothing=0.1"]
-        note = "check, relabel or leave out the utterances in suspect_labels.csv"
+        advice = [f"data.exclude={m['file']}"] + ([] if ev.settings.label_smoothing else ["loss.label_smoothing=0.1"])
+        note = "or check and relabel the utterances in suspect_labels.csv"
         if "retrained_gain" not in m:
             return [Finding("label_noise", "suspect labels", m["gain"],
                             f"{suspects}; a linear probe without them scores UA {m['probe_ua_without']:.2f} against "
