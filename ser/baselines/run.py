@@ -165,7 +165,7 @@ def run(cfg, classifiers: list[str], out: Path, normalize: str = "train", sets: 
     for name in classifiers:
         per_fold = []
         for fold in folds:
-            dm.use_fold(fold)  # the split guard, data.train_fraction and inject.* if set
+            dm.use_fold(fold)  # the split guard, data.exclude, data.train_fraction and inject.* if set
             Xf = fold_matrix(X, dm, extract, list(speakers) if normalize == "speaker" else None)
             y = np.array(dm.targets)  # inject.label_noise: this fold's training labels as given
             train = np.array(sorted(dm.fold.train + dm.fold.val))  # every non-test speaker; C is chosen among them
