@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training through noisy labels: EmoDB leave-one-speaker-out, pretrained preset, 30 % of the labels replaced
-# (inject.label_noise=0.3; test labels never). About 12 min on 2 CPU cores.
+# (inject.label_noise=0.3; test labels never). About 10 min on 2 CPU cores.
 #   bash experiments/noisy_labels/run.sh [runs/noisy_labels]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
