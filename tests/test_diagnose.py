@@ -214,7 +214,10 @@ def test_report_of_an_imbalanced_run_has_every_section_and_finds_the_imbalance(t
         image = matplotlib.image.imread(report.parent / name)
         assert image.ndim == 3 and image.shape[0] > 100, name
     assert ev["ua"] == pytest.approx(metrics["test/ua"], abs=1e-6)  # the checkpoint the run tested, re-evaluated
-    assert set(ev["checks"]["noise"]["ua"]) == {"40.0", "20.0", "10.0", "5.0", "0.0"}
+    noise = ev["checks"]["noise"]
+    assert set(noise["ua"]) == {"white", "pink", "babble"} and noise["trained"] == []
+    assert all(set(v) == {"40.0", "20.0", "10.0", "5.0", "0.0"} for v in noise["ua"].values())
+    assert "| SNR | white | pink | babble |" in text and "Training heard no noise." in text
     assert ev["checks"]["imbalance"]["rare"] == ["sadness", "anger"]
     assert "imbalance" in _ids(ev) and "data.sampler=balanced" in ev["causes"][_ids(ev).index("imbalance")]["advice"]
     assert (report.parent / "suspect_labels.csv").is_file() and any((report.parent / "tensorboard").iterdir())

@@ -17,6 +17,7 @@ from ser.audio import AudioCache, AudioError, beyond_full_scale, load_audio
 from ser.corpora.labels import canonical, ordered
 from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
+from ser.data.conditions import Conditions, babble_talkers
 from ser.data.dataset import ClipDataset, collate
 from ser.data.exclude import excluded_indices
 from ser.data.inject import Injection, degrade, fold_rng, keep_share, replace_labels
@@ -73,6 +74,9 @@ class SERDataModule(L.LightningDataModule):
             applied in ``use_fold`` to the side each names; None injects nothing.
         exclude: a file naming utterances left out of training and validation, never test
             (``ser.data.exclude``: ``ser.diagnose``'s ``suspect_labels.csv`` or one path per line).
+        conditions: multi-condition training (the ``conditions`` config, ``ser.data.conditions.Conditions``):
+            degraded copies of every training utterance, made once (through a frozen upstream, cached),
+            one of which (or the clean utterance) each epoch trains on; None or ``copies: 0``: off.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class SERDataModule(L.LightningDataModule):
         balance: str | None = None,
         inject: dict | None = None,
         exclude: str | None = None,
+        conditions: dict | None = None,
     ):
         super().__init__()
         if on_bad_file not in ("error", "skip"):
@@ -118,6 +123,8 @@ class SERDataModule(L.LightningDataModule):
         self.inject = Injection(**(inject or {}))
         self.exclude = exclude
         self.excluded: set[int] = set()  # data.exclude: utterances left out of training and validation
+        self.conditions = Conditions(**(conditions or {}))
+        self.copies: dict[tuple, object] = {}  # (what, utterance, copy) -> a fold-independent copy (conditions)
         self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
         self.upstream_cache = UpstreamCache(feature_cache_dir)
         self.cached: list | None = None  # a frozen upstream's output per utterance (use_frontend)
@@ -377,14 +384,55 @@ class SERDataModule(L.LightningDataModule):
     def _dataset(self, indices: list[int], max_s: float | None, train: bool, waves: bool = False) -> ClipDataset:
         cap = int(max_s * self.sample_rate) if max_s else None
         clips = [self.wave(i) for i in indices]
-        if self.cached is not None and not (train and self.train_from_waves) and not waves:
+        from_cache = self.cached is not None and not (train and self.train_from_waves) and not waves
+        if from_cache:
             clips = [self.test_cached.get(i, self.cached[i]) for i in indices]
             cap = cap and int(cap * self.frames_per_sample) + 1  # crops in frames
         speaker_index = {s: k for k, s in enumerate(self.speakers)}
         speakers = [speaker_index[self.utterances[i].speaker] for i in indices]
         corpora = [self.corpus_index(i) for i in indices]
         labels = [self.label_index(i) for i in indices]
-        return ClipDataset(clips, labels, cap, train, speakers, corpora)
+        variants = self.condition_copies(indices, from_cache) if train and self.conditions.active else None
+        return ClipDataset(clips, labels, cap, train, speakers, corpora, variants, self.conditions.clean_p)
+
+    def condition_copies(self, indices: list[int], encoded: bool) -> list[list]:
+        """``conditions.copies`` degraded copies of each training utterance (``ser.data.conditions``): waves,
+        or with ``encoded`` the frozen upstream's output for them (``use_frontend``), computed once.
+
+        Copies without babble are the same in every fold and kept for the data module's life; babble
+        copies mix other training speakers of this fold, so they are made per fold (from the disk
+        cache when ``data.feature_cache_dir`` holds them).
+        """
+        cond, fold = self.conditions, self.fold
+        what = self.cached_key if encoded else "wave"
+        train_set = sorted(fold.train)
+        plans, todo = {}, {}  # (i, k) -> plan; key -> wave to encode
+        for i in indices:
+            for k in range(cond.copies):
+                plan = cond.plan(self.digests[i], k)
+                key = (what, i, k)
+                if not plan.fold_independent:
+                    own = self.utterances[i].speaker
+                    others = [j for j in train_set if self.utterances[j].speaker != own]
+                    talkers = babble_talkers(self.digests[i], k, cond.seed, others)
+                    key = (what, i, k, tuple(talkers))
+                plans[i, k] = key
+                if key not in self.copies and key not in todo:
+                    babble = [self.waves[j] for j in key[3]] if len(key) > 3 else ()
+                    todo[key] = cond.render(self.waves[i], plan, self.sample_rate, babble)
+        if todo:
+            log.info("conditions: %d new degraded copies of %d training utterances (%s)", len(todo), len(indices),
+                     cond.describe())
+            keys = list(todo)
+            made = list(todo.values())
+            if encoded:
+                frontend, device = self.upstream
+                made = self.upstream_cache.features(frontend, made, device)
+            self.copies.update(zip(keys, made))
+        # babble copies of another fold's talkers are not needed again soon: keep this fold's only
+        wanted = set(plans.values())
+        self.copies = {key: v for key, v in self.copies.items() if len(key) == 3 or key in wanted}
+        return [[self.copies[plans[i, k]] for k in range(cond.copies)] for i in indices]
 
     def loader(self, indices: list[int], train: bool = False, waves: bool = False) -> DataLoader:
         """Batches of these utterances as the current fold sees them: ``train`` (random crops of at most

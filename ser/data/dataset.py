@@ -16,6 +16,8 @@ class ClipDataset(Dataset):
         random_crop: crop at a random offset (training) rather than the centre (evaluation).
         speakers: speaker index per clip (for per-speaker normalisation); -1 everywhere when None.
         corpora: corpus index per clip (``data=multi``: per-corpus metrics and normalisation); 0 when None.
+        variants: other versions of each clip, of its length (``ser.data.conditions``: degraded copies);
+            an item is one of them, drawn uniformly, except with probability ``clean_p`` the clip itself.
     """
 
     def __init__(
@@ -26,8 +28,11 @@ class ClipDataset(Dataset):
         random_crop: bool = False,
         speakers: list[int] | None = None,
         corpora: list[int] | None = None,
+        variants: list[list[torch.Tensor]] | None = None,
+        clean_p: float = 1.0,
     ):
         self.clips, self.labels = clips, labels
+        self.variants, self.clean_p = variants, clean_p
         self.speakers = speakers if speakers is not None else [-1] * len(clips)
         self.corpora = corpora if corpora is not None else [0] * len(clips)
         self.max_len, self.random_crop = max_len, random_crop
@@ -42,6 +47,8 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int, int]:
         clip = self.clips[i]
+        if self.variants and self.variants[i] and float(torch.rand(())) >= self.clean_p:
+            clip = self.variants[i][int(torch.randint(len(self.variants[i]), ()))]
         if self.max_len and clip.shape[-1] > self.max_len:
             spare = clip.shape[-1] - self.max_len
             start = int(torch.randint(spare + 1, ()).item()) if self.random_crop else spare // 2

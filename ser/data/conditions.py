@@ -1,0 +1,213 @@
+"""Multi-condition training (``conditions.*``): degraded copies of every training utterance, made once.
+
+Each training utterance gets ``copies`` versions of itself as a different microphone, room or
+background would have recorded it, and each epoch trains on one of them (or on the clean utterance,
+with probability ``clean_p``). A copy is drawn from its own seeded generator (the utterance's audio
+digest and the copy's number), so the same copy comes out in every fold, run and sweep job; with a
+frozen upstream (``features=ge2e|ssl``) each copy runs through the upstream once and is cached like the
+clean utterance, so the pretrained path trains as fast as without copies.
+
+A copy is, in this order (each step with its probability):
+
+- **reverberation** (``reverb_p``): convolved with a room impulse response simulated by
+  ``pyroomacoustics`` (a shoebox room of 3x3x2.5 to 8x6x3.5 m, RT60 drawn from ``rt60_s``, source and
+  microphone at random places), direct-path aligned and level-matched, cut to the utterance's length;
+- **telephone band** (``telephone_p``): 300-3400 Hz;
+- **noise** (``noise_p``): one of ``noises`` (``white``, ``pink``, ``babble``) at an SNR drawn from
+  ``snr_db``; babble mixes utterances of *other training speakers* of the fold, never a test or
+  validation speaker and never the utterance's own speaker;
+- **gain**: drawn from [-gain_db, gain_db], then clipped to full scale as a converter would.
+
+Leaving a noise out of ``noises`` holds it out of training, to measure how robustness carries over
+to a noise the model never heard (``inject.test_noise=<it>``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ser.audio import band_pass, pink_noise
+
+NOISES = ("white", "pink", "babble")
+TELEPHONE = (300.0, 3400.0)
+BABBLE_TALKERS = 4
+ROOM_MIN, ROOM_MAX = (3.0, 3.0, 2.5), (8.0, 6.0, 3.5)
+MAX_REFLECTION_ORDER = 17  # image sources beyond this add little to a 16 kHz RIR and cost seconds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one copy is: drawn before any audio is touched, so copies without babble can be reused across folds."""
+
+    rt60_s: float | None
+    telephone: bool
+    noise: str | None
+    snr_db: float
+    gain_db: float
+    seed: int  # for the noise, the room and the babble talkers
+
+    @property
+    def fold_independent(self) -> bool:
+        return self.noise != "babble"
+
+    def describe(self) -> str:
+        parts = [f"reverb RT60 {self.rt60_s:.2f} s"] if self.rt60_s else []
+        parts += ["telephone band"] if self.telephone else []
+        parts += [f"{self.noise} noise at {self.snr_db:.1f} dB"] if self.noise else []
+        return ", ".join(parts + [f"gain {self.gain_db:+.1f} dB"])
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """The ``conditions`` config (``conf/train.yaml``). ``copies=0`` turns multi-condition training off.
+
+    Args:
+        copies: degraded copies per training utterance (K).
+        clean_p: probability that an epoch trains on the clean utterance instead of one of its copies.
+        noise_p: probability that a copy has noise; noises: the kinds drawn from; snr_db: [low, high] dB.
+        reverb_p: probability of room reverberation; rt60_s: [low, high] reverberation time in seconds.
+        telephone_p: probability of the telephone band (300-3400 Hz).
+        gain_db: gain drawn from [-gain_db, gain_db].
+        seed: with each utterance's audio digest and the copy's number, decides every copy.
+    """
+
+    copies: int = 0
+    clean_p: float = 0.25
+    noise_p: float = 0.8
+    noises: Sequence[str] = NOISES
+    snr_db: Sequence[float] = (0.0, 20.0)
+    reverb_p: float = 0.25
+    rt60_s: Sequence[float] = (0.2, 0.8)
+    telephone_p: float = 0.1
+    gain_db: float = 6.0
+    seed: int = 0
+    _rirs: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "noises", tuple(self.noises))
+        unknown = sorted(set(self.noises) - set(NOISES))
+        if unknown:
+            raise ValueError(f"conditions.noises: unknown {unknown}; choose from {list(NOISES)}")
+        if int(self.copies) < 0:
+            raise ValueError(f"conditions.copies={self.copies}: a number of copies, 0 or more")
+        for name in ("clean_p", "noise_p", "reverb_p", "telephone_p"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"conditions.{name}={getattr(self, name)}: a probability in [0, 1]")
+        if self.noise_p > 0 and not self.noises:
+            raise ValueError("conditions.noises is empty but conditions.noise_p > 0: list a noise or set noise_p=0")
+        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
+            raise ValueError(f"conditions.snr_db={list(self.snr_db)}: [low, high] in dB")
+        if len(self.rt60_s) != 2 or not 0.05 <= self.rt60_s[0] <= self.rt60_s[1]:
+            raise ValueError(f"conditions.rt60_s={list(self.rt60_s)}: [low, high] in seconds, low >= 0.05")
+        if self.copies and self.reverb_p > 0:
+            _pyroomacoustics()  # fail at start, not after the first fold, when it is missing
+
+    @property
+    def active(self) -> bool:
+        return int(self.copies) > 0
+
+    def describe(self) -> str:
+        if not self.active:
+            return "none"
+        noises = "/".join(self.noises) if self.noise_p > 0 else "no"
+        return (f"{self.copies} copies per training utterance (clean drawn {100 * self.clean_p:.0f} % of the time): "
+                f"{noises} noise at {self.snr_db[0]:g}-{self.snr_db[1]:g} dB SNR ({100 * self.noise_p:.0f} %), "
+                f"reverberation RT60 {self.rt60_s[0]:g}-{self.rt60_s[1]:g} s ({100 * self.reverb_p:.0f} %), "
+                f"telephone band ({100 * self.telephone_p:.0f} %), gain ±{self.gain_db:g} dB")
+
+    def plan(self, digest: str, copy: int) -> Plan:
+        """Copy ``copy`` of the utterance whose decoded audio has ``digest``: the same in every fold and run."""
+        rng = np.random.default_rng([int(self.seed), zlib.crc32(digest.encode()), int(copy)])
+        rt60 = float(rng.uniform(*self.rt60_s)) if rng.random() < self.reverb_p else None
+        telephone = bool(rng.random() < self.telephone_p)
+        noise = str(rng.choice(self.noises)) if self.noises and rng.random() < self.noise_p else None
+        snr = float(rng.uniform(*self.snr_db))
+        gain = float(rng.uniform(-self.gain_db, self.gain_db))
+        return Plan(rt60, telephone, noise, snr, gain, int(rng.integers(2**31)))
+
+    def render(self, wave: torch.Tensor, plan: Plan, sample_rate: int, babble: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+        """The copy ``plan`` describes of ``wave`` (T,): float32 (T,), the same length."""
+        rng = np.random.default_rng(plan.seed)
+        x = wave.double().numpy()
+        if plan.rt60_s:
+            x = reverberate(x, self.room_response(plan.rt60_s, plan.seed, sample_rate))
+        if plan.telephone:
+            x = band_pass(x, *TELEPHONE, sample_rate)
+        if plan.noise:
+            power = np.mean(x**2)
+            x = x + noise(plan.noise, len(x), rng, babble) * np.sqrt(power / 10 ** (plan.snr_db / 10))
+        x = x * 10 ** (plan.gain_db / 20)
+        return torch.from_numpy(np.clip(x, -1.0, 1.0).astype(np.float32))
+
+    def room_response(self, rt60_s: float, seed: int, sample_rate: int) -> np.ndarray:
+        key = (round(rt60_s, 4), seed, sample_rate)
+        if key not in self._rirs:
+            self._rirs[key] = simulate_rir(rt60_s, np.random.default_rng(seed), sample_rate)
+        return self._rirs[key]
+
+
+def babble_talkers(digest: str, copy: int, seed: int, candidates: Sequence[int]) -> list[int]:
+    """``BABBLE_TALKERS`` of ``candidates`` (utterance indices), in an order seeded by the utterance and copy.
+
+    The order is over every candidate the caller passes (the fold's training utterances of other
+    speakers), so two folds that share those utterances mix the same talkers and share the copy.
+    """
+    order = sorted(candidates, key=lambda i: zlib.crc32(f"{seed}/{digest}/{copy}/{i}".encode()))
+    return order[:BABBLE_TALKERS]
+
+
+def noise(kind: str, n: int, rng: np.random.Generator, babble: Sequence[torch.Tensor] = ()) -> np.ndarray:
+    """(n,) noise of unit power: white, pink (1/f power) or babble (the ``babble`` waves, each at equal level)."""
+    if kind == "white":
+        out = rng.standard_normal(n)
+    elif kind == "pink":
+        out = pink_noise(n, rng)
+    else:
+        if not babble:
+            raise ValueError("babble noise needs utterances of other speakers to mix; this fold has none")
+        out = np.zeros(n)
+        for wave in babble:
+            talker = wave.double().numpy()
+            talker = np.tile(talker, n // max(len(talker), 1) + 1)
+            start = int(rng.integers(len(talker) - n + 1))
+            part = talker[start : start + n]
+            out += part / max(np.sqrt(np.mean(part**2)), 1e-8)
+    return out / max(np.sqrt(np.mean(out**2)), 1e-12)
+
+
+def _pyroomacoustics():
+    try:
+        import pyroomacoustics
+    except ImportError as err:
+        raise ImportError("conditions.reverb_p > 0 simulates rooms with pyroomacoustics, which is not installed: "
+                          "pip install -e '.[augment]' (or set conditions.reverb_p=0)") from err
+    return pyroomacoustics
+
+
+def simulate_rir(rt60_s: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """A room impulse response (image-source method, a random shoebox room and positions), starting at its
+    direct path and scaled to unit energy of that direct path, so reverberation keeps the level of the speech."""
+    pra = _pyroomacoustics()
+    dims = rng.uniform(ROOM_MIN, ROOM_MAX)
+    absorption, order = pra.inverse_sabine(rt60_s, dims)
+    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption),
+                       max_order=min(int(order), MAX_REFLECTION_ORDER))
+    room.add_source(rng.uniform(0.5, dims - 0.5))
+    room.add_microphone(rng.uniform(0.5, dims - 0.5))
+    room.compute_rir()
+    rir = np.asarray(room.rir[0][0], dtype=np.float64)
+    peak = int(np.argmax(np.abs(rir)))
+    return rir[peak:] / max(abs(rir[peak]), 1e-12)
+
+
+def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``x`` convolved with ``rir`` (FFT), cut to ``x``'s length, at ``x``'s RMS level."""
+    n = len(x) + len(rir) - 1
+    size = 1 << (n - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[: len(x)]
+    return y * np.sqrt(np.mean(x**2) / max(np.mean(y**2), 1e-20))
