@@ -29,14 +29,16 @@ FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 
 class WaveformClassifier(Pipeline, nn.Module):
     """waves (B, T), lengths (B,) -> probabilities (B, C): the trained model's own ``features`` and
-    ``classify``, then a softmax, without the training machinery (metrics, loss, optimiser)."""
+    ``classify``, then the calibrated softmax (``probabilities``), without the training machinery (metrics,
+    loss, optimiser)."""
 
     def __init__(self, model: Pipeline):
         super().__init__()
         self.frontend, self.normalizer, self.encoder, self.head = model.frontend, model.normalizer, model.encoder, model.head
+        self.register_buffer("temperature", model.temperature.detach().clone())
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.classify(*self.features(waves, lengths)).softmax(-1)  # (B, C)
+        return self.probabilities(self.classify(*self.features(waves, lengths)))  # (B, C), temperature-scaled
 
 
 def example_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -67,7 +67,8 @@ def predict(cfg) -> int:
             failed += 1
             continue
         for start, piece in windows(wave, rate, window_s, hop_s):
-            probs = model(piece[None].to(device), torch.tensor([piece.numel()], device=device)).softmax(-1)[0]
+            logits = model(piece[None].to(device), torch.tensor([piece.numel()], device=device))
+            probs = model.probabilities(logits)[0]  # temperature-scaled when training calibrated it
             name = str(path)
             if piece.numel() < wave.numel():
                 name += f"@{start:.2f}-{start + piece.numel() / rate:.2f}"

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from ser.calibrate import fit_temperature, inner_folds, write_temperature
 from ser.callbacks import AverageLastEpochs, FitFeatureNorm
 from ser.cli import UserError, short
 from ser.cv import summarize, write_summary
@@ -129,6 +130,11 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path,
     (optimizer, scheduler, epoch and step included) up to the same ``trainer.max_epochs``. ``subset``:
     train on that share of every class's training utterances (``SERDataModule.use_fold``).
     """
+    calibrate = cfg.get("calibrate") or {}
+    temperature = None
+    if calibrate.get("temperature") and not fold.val:
+        temperature = temperature_from_inner_folds(cfg, dm, fold, run_dir, int(calibrate.get("inner_folds") or 0))
+        L.seed_everything(cfg.seed, workers=True)  # the fold's own model trains exactly as it would uncalibrated
     dm.use_fold(fold, subset)
     if dm.changed_labels:
         write_changed_labels(run_dir / CHANGED_LABELS, dm.changed_labels)
@@ -169,11 +175,23 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path,
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     averaged = [c.path for c in callbacks if isinstance(c, AverageLastEpochs) and c.path.is_file()]
     tested = str(averaged[0]) if averaged else best  # weight averaging replaces selection on val
+    if calibrate.get("temperature") and fold.val:
+        if tested:
+            module.load_state_dict(torch.load(tested, map_location=module.device, weights_only=True)["state_dict"])
+        temperature = fit_temperature(*held_out_logits(module, dm, fold.val))
+        log.info("fold %s: temperature %.3f fitted on the validation speakers (calibrate.temperature)", fold.name,
+                 temperature)
+    if temperature is not None:
+        module.temperature.fill_(temperature)
+        if tested:
+            write_temperature(tested, temperature)  # predict, export and diagnose read it from there
     trainer.test(module, datamodule=dm, ckpt_path=tested or None, verbose=False, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if best_val is not None:
         metrics["val/ua"] = float(best_val)  # the best validation UA: what sweeps select on
+    if temperature is not None:
+        metrics["calibration/temperature"] = temperature
     metrics = dict(sorted(metrics.items()))
     if trainer.is_global_zero:
         hp = {f"hp/test_{k}": metrics[f"test/{k}"] for k in ("ua", "wa", "macro_f1")}
@@ -182,6 +200,59 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path,
         logger.log_hyperparams(module.hparams, metrics=hp)
         logger.finalize("success")
     return metrics, module.last_confusion["test"].tolist()
+
+
+@torch.no_grad()
+def held_out_logits(module: SERModule, dm: SERDataModule, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, C) and labels (N,) of these utterances, whole, in eval mode (as the fold serves them)."""
+    was_training = module.training
+    module.eval()
+    logits, labels = [], []
+    for batch in dm.loader(indices, train=False):
+        batch = {k: v.to(module.device) for k, v in batch.items()}
+        feats, frames = module.frontend_features(batch)
+        logits.append(module.classify(module.normalizer(feats, frames, module.groups_of(batch)), frames).float().cpu())
+        labels.append(batch["labels"].cpu())
+    module.train(was_training)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def temperature_from_inner_folds(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path, k: int) -> float | None:
+    """A fold without validation speakers: train the recipe on ``k`` inner folds of its training speakers and fit
+    the temperature on their pooled held-out logits (``ser.calibrate``). None, with a log line, when ``k`` < 2 or
+    the fold has fewer than two training speakers."""
+    folds = inner_folds(fold, [u.speaker for u in dm.utterances], k)
+    if not folds:
+        log.info("fold %s: no validation speakers, so probabilities stay uncalibrated (calibrate.inner_folds=2 fits a "
+                 "temperature on inner folds of the training speakers)", fold.name)
+        return None
+    logits, labels = [], []
+    for inner in folds:
+        L.seed_everything(cfg.seed, workers=True)
+        dm.use_fold(inner)
+        module = build_module(cfg, dm.class_names, dm.train_class_counts())
+        folder = run_dir / "calibration" / inner.name
+        callbacks = [instantiate(c, **({"dirpath": str(folder)} if "dirpath" in c else {})) for c in cfg.callbacks.values()]
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]  # no logger
+        for c in callbacks:  # as the fold's own training: nothing is selected on the held-out speakers
+            if isinstance(c, L.pytorch.callbacks.ModelCheckpoint):
+                c.monitor, c.save_top_k, c.save_last = None, 0, False
+        callbacks.append(FitFeatureNorm())
+        trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(folder),
+                              limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False)
+        dm.use_frontend(module.frontend, trainer.strategy.root_device,
+                        module.augment is not None and module.augment.on_waves)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+            trainer.fit(module, datamodule=dm)  # callbacks=average loads the averaged weights at the end
+        got = held_out_logits(module, dm, inner.val)
+        logits.append(got[0])
+        labels.append(got[1])
+        shutil.rmtree(folder, ignore_errors=True)
+    temperature = fit_temperature(torch.cat(logits), torch.cat(labels))
+    log.info("fold %s: temperature %.3f fitted on %d inner folds of the training speakers (calibrate.inner_folds)",
+             fold.name, temperature, len(folds))
+    return temperature
 
 
 def cross_validate(cfg: DictConfig, dm: SERDataModule, folds: list[Fold], run_dir: Path) -> dict[str, float]:

@@ -148,6 +148,7 @@ class RunContext:
         with open_dict(cfg):
             cfg.resume = False
             cfg.trainer.enable_progress_bar = False
+            cfg.calibrate = {"temperature": False}  # a retrain is scored by UA: no temperature to fit
         folder = self.out / "retrain" / tag / f"fold_{name}"
         fold = self.folds[name]
         fold = replace(fold, train=[i for i in fold.train if i not in drop], val=[i for i in fold.val if i not in drop])

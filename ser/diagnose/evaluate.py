@@ -32,7 +32,7 @@ def predict(model, dm, indices: list[int], transform=None) -> tuple[np.ndarray, 
         batch = {k: v.to(device) for k, v in batch.items()}
         if transform is not None:
             batch["waves"] = transform(batch["waves"], batch["lengths"])
-        probs.append(logits_of(model, batch).softmax(-1).float().cpu())
+        probs.append(model.probabilities(logits_of(model, batch)).float().cpu())  # calibrated, as predict gives them
         labels.append(batch["labels"].cpu())
         index += [indices[i] for i in batch["index"].tolist()]
     return torch.cat(probs).numpy(), torch.cat(labels).numpy(), index

@@ -29,6 +29,8 @@ _DERIVED = ("frontend.mel.", "frontend.dct")
 
 def _upgrade_state_dict(module, state_dict, prefix, *args) -> None:
     """Load-state-dict pre hook: rename the keys of earlier checkpoints to today's layout."""
+    if prefix + "temperature" not in state_dict:  # checkpoints from before temperature scaling: uncalibrated
+        state_dict[prefix + "temperature"] = torch.tensor(1.0)
     if prefix + "normalizer.mean" in state_dict:
         return
     for old, new in _MOVED.items():
@@ -78,6 +80,8 @@ class SERModule(Pipeline, L.LightningModule):
         self.register_load_state_dict_pre_hook(_upgrade_state_dict)
         stats = frontend.out_features if input_stats else 0
         self.head = Head(encoder.out_dim, len(class_names), head_dropout, input_stats=stats)
+        # probabilities = softmax(logits / temperature), fitted after training on held-out speakers (ser.calibrate)
+        self.register_buffer("temperature", torch.tensor(1.0))
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.class_names = list(class_names)
         self.train_metrics = EmotionMetrics(class_names, "train")

@@ -16,6 +16,7 @@ class Pipeline:
     normalizer: FeatureNorm
     encoder: nn.Module
     head: nn.Module
+    temperature: torch.Tensor  # a scalar buffer: 1 until ``ser.calibrate`` fits it on held-out speakers
 
     def features(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None):
         """waves (B, T), lengths (B,) in samples -> normalised feats (B, F, T'), frames (B,);
@@ -31,6 +32,10 @@ class Pipeline:
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None) -> torch.Tensor:
         """waves (B, T), lengths (B,) in samples -> logits (B, C)."""
         return self.classify(*self.features(waves, lengths, speakers))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits (B, C) -> calibrated class probabilities (B, C): softmax(logits / temperature)."""
+        return (logits / self.temperature).softmax(-1)
 
     def groups_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The batch's group indices that the normalisation reads (speakers or corpora; None for none)."""
