@@ -64,3 +64,26 @@ def test_scores_count_top1_reciprocal_rank_and_false_alarms():
     assert "**Top-1 33 %**" in text and "false alarms on the clean controls: **2**" in text
     assert "| labels | label_noise | 0.500 | speaker_variability 0.100 | absent |" in text
     assert "| broken | imbalance | failed: RuntimeError: boom" in text
+
+
+def test_advice_helped_counts_the_top_causes_verified_advice():
+    verified = lambda change: [{"id": "mismatch", "advice": ["conditions.copies=4"], "metric": "UA",  # noqa: E731
+                                "mean_before": 0.5, "mean_after": 0.5 + change, "change": change, "p": 0.03,
+                                "helped": change > 0}]
+    rows = [_row("noise", "mismatch", [("mismatch", 0.4)], verified=verified(0.2), advice_helped=True),
+            _row("noise2", "mismatch", [("mismatch", 0.3)], verified=verified(-0.01), advice_helped=False),
+            _row("labels", "label_noise", [("mismatch", 0.1)]),  # not verified: not counted
+            _row("control", None, [("imbalance", 0.05)], advice_helped=True)]  # controls are not counted either
+    s = score(rows, CORPUS)
+    assert s["advice_helped"] == 0.5 and s["n_verified"] == 2
+    text = markdown(s | {"corpus": "synthetic", "command": "python -m ser.diagnose.bench verify=true", "scenarios": rows,
+                         "wall_s": 60.0, "cores": 2, "jobs": 2, "kept": 0})
+    assert "**Advice helped**" in text and "50 % of 2 injected scenarios" in text
+    assert "| yes (mismatch: +0.200, p 0.03) |" in text and "| no (mismatch: -0.010, p 0.03) |" in text
+    assert score(rows[2:3], CORPUS)["advice_helped"] is None
+
+
+def test_verify_is_a_bench_option(bench_cfg):
+    assert bench_cfg.diagnose.verify is False
+    cfg = compose_cli(["data=synthetic", "verify=true"], config_name="bench")
+    assert cfg.diagnose.verify is True and cfg.diagnose.verify_top == 1

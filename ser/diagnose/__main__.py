@@ -1,5 +1,6 @@
 """usage: python -m ser.diagnose run=<run dir> [device=cpu] [out=<dir>] [snrs=[40,20,10,5,0]] [probes=true]
-                          [retrain=auto] [data.root=<dir>] [inject.test_channel=telephone ...]
+                          [retrain=auto] [verify=true verify_top=2] [data.root=<dir>]
+                          [inject.test_channel=telephone ...]
 
 Why a trained run misclassifies: evaluates every fold's tested checkpoint on its test split, runs
 every check (ser/diagnose/checks/) and writes <run>/diagnosis/report.md (causes ranked by the UA
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.cli import run_command
 
-OWN = ("run", "device", "out", "snrs", "occlude", "probes", "retrain", "budget_s")
+OWN = ("run", "device", "out", "snrs", "occlude", "probes", "retrain", "budget_s", "verify", "verify_top")
 
 
 def patches(cfg: DictConfig) -> list[str]:
@@ -42,7 +43,7 @@ def diagnose_command(cfg: DictConfig) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     report = diagnose(cfg.run, patches(cfg), device=cfg.device, snrs=tuple(float(s) for s in cfg.snrs), out=cfg.out,
                       occlude=cfg.occlude, probes=cfg.probes, retrain=str(cfg.retrain),
-                      budget_s=cfg.budget_s)
+                      budget_s=cfg.budget_s, verify=bool(cfg.verify), verify_top=int(cfg.verify_top))
     print(report)
     return 0
 

@@ -1,4 +1,4 @@
-"""usage: python -m ser.diagnose.bench data=<corpus> data.root=<dir> [out=<dir>] [jobs=2] [only=[...]]
+"""usage: python -m ser.diagnose.bench data=<corpus> data.root=<dir> [out=<dir>] [jobs=2] [only=[...]] [verify=true]
 
 The diagnosis, measured. For one corpus, inject one known fault at a time (a clean control twice,
 then each fault of conf/bench.yaml at two severities: class imbalance, label noise, noisy or
@@ -6,7 +6,8 @@ band-limited test audio, too little data, under- and overfitting, weak features,
 train, diagnose, and score whether the diagnosis ranks the injected cause first: top-1 accuracy
 and mean reciprocal rank, per cause and overall; false alarms on the clean controls (a cause absent
 by construction that is reported at all); and how well the label-noise check finds the replaced
-labels (average precision). Writes bench.md and bench.json (top1, mrr, false_alarms, scenarios)
+labels (average precision); with verify=true, whether following the top cause's advice helped the
+metric that cause is about ("advice helped"). Writes bench.md and bench.json (top1, mrr, false_alarms, scenarios)
 into out=, with each scenario's run and diagnosis below it. Options come from conf/bench.yaml; every
 other key=value (data=, data.root=, split.k=, ...) applies to every scenario.
 """
@@ -28,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from ser.cli import run_command
 
 log = logging.getLogger(__name__)
-OWN = ("out", "jobs", "only", "folds", "bases", "partner", "partner_root", "diagnose", "scenarios")
+OWN = ("out", "jobs", "only", "folds", "bases", "partner", "partner_root", "diagnose", "scenarios", "verify")
 # Causes that cannot be present in a clean single-corpus control: reporting one there is a false alarm.
 ABSENT_IN_CONTROL = ("label_noise", "mismatch", "corpus_shift")
 BALANCED = 2.0  # a corpus whose largest class is at most twice its smallest cannot suffer from imbalance
@@ -133,6 +134,8 @@ def run_scenario(sc: Scenario, overrides: list[str], folder: Path, diagnose_opti
         cfg.paths.output_dir = str(folder)
         OmegaConf.update(cfg, "trainer.enable_progress_bar", False, force_add=True)
         (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (folder / ".hydra").mkdir(exist_ok=True)  # as train.py's Hydra would: verify=true retrains from these
+        OmegaConf.save(OmegaConf.create(list(overrides)), folder / ".hydra" / "overrides.yaml")
         metrics = train(cfg)
         trained = time.monotonic() - start
         report = diagnose(folder, out=folder / "diagnosis", **diagnose_options)
@@ -141,6 +144,13 @@ def run_scenario(sc: Scenario, overrides: list[str], folder: Path, diagnose_opti
         row |= {"ua": metrics["test/ua"], "causes": [{k: c[k] for k in ("id", "score", "sure")} for c in ev["causes"]],
                 "rank": ranked.index(sc.cause) + 1 if sc.cause in ranked else None,
                 "train_s": round(trained, 1), "diagnose_s": round(time.monotonic() - start - trained, 1)}
+        verified = ev.get("verified") or []
+        if verified:
+            row["verified"] = [{k: v[k] for k in ("id", "advice", "metric", "mean_before", "mean_after", "change", "p",
+                                                  "helped")} for v in verified]
+            top = verified[0]
+            if ranked and top["id"] == ranked[0]:
+                row["advice_helped"] = top["helped"]
         injected = ev["checks"].get("label_noise", {}).get("injected")
         if injected:
             row["label_noise_ap"] = injected["average_precision"]
@@ -173,10 +183,13 @@ def score(rows: list[dict], corpus: Corpus) -> dict:
               for r in rows if r["cause"] is None and "error" not in r for c in r["causes"] if c["id"] in absent]
     causes = sorted({r["cause"] for r in injected})
     aps = {r["name"]: r["label_noise_ap"] for r in rows if "label_noise_ap" in r}
+    followed = [r for r in injected if "advice_helped" in r]  # verify=true: the top cause's advice, followed
     return {"top1": overall["top1"], "mrr": overall["mrr"], "false_alarms": alarms, "n_injected": overall["n"],
             "per_cause": {c: summary([r for r in injected if r["cause"] == c]) for c in causes},
             "absent_in_control": absent, "label_noise_ap": aps, "separation": separation(rows),
-            "failed": [r["name"] for r in rows if "error" in r]}
+            "failed": [r["name"] for r in rows if "error" in r],
+            "advice_helped": sum(r["advice_helped"] for r in followed) / len(followed) if followed else None,
+            "n_verified": len(followed)}
 
 
 def separation(rows: list[dict]) -> dict:
@@ -202,6 +215,10 @@ def markdown(result: dict) -> str:
          f"scenarios; false alarms on the clean controls: **{len(s['false_alarms'])}**"
          + (" (" + ", ".join(f"{a['cause']} in {a['scenario']} ({a['score']:.3f})" for a in s["false_alarms"]) + ")"
             if s["false_alarms"] else "") + f" (causes absent by construction: {', '.join(s['absent_in_control'])}).", ""]
+    if s.get("n_verified"):
+        L += [f"**Advice helped** (verify=true: the top cause's advice followed, the run retrained, the metric that cause "
+              f"is about compared over the same folds): {_pct(s['advice_helped'])} of {s['n_verified']} injected "
+              "scenarios.", ""]
     if s["label_noise_ap"]:
         L += ["Label-noise detection, average precision of the suspect ranking against the replaced labels: "
               + ", ".join(f"{k} {v:.3f}" for k, v in s["label_noise_ap"].items()) + ".", ""]
@@ -214,16 +231,21 @@ def markdown(result: dict) -> str:
     if rest:
         L += ["", "Causes never injected, largest UA at stake reported: "
               + ", ".join(f"{c} {_num(sep[c]['others_max'])}" for c in rest) + "."]
-    L += ["", "| scenario | injected | UA | ranked causes (UA at stake) | rank of the injected | wall |",
-          "|---|---|---|---|---|---|"]
+    L += ["", "| scenario | injected | UA | ranked causes (UA at stake) | rank of the injected | advice helped | wall |",
+          "|---|---|---|---|---|---|---|"]
     for r in s["scenarios"]:
         if "error" in r:
-            L.append(f"| {r['name']} | {r['cause'] or '-'} | failed: {r['error'][:80]} | | | |")
+            L.append(f"| {r['name']} | {r['cause'] or '-'} | failed: {r['error'][:80]} | | | | |")
             continue
         ranked = ", ".join(f"{c['id']} {c['score']:.3f}" + ("" if c["sure"] == "strong" else " (weak)")
                            for c in r["causes"]) or "none"
         rank = "-" if r["cause"] is None else (str(r["rank"]) if r["rank"] else "absent")
-        L.append(f"| {r['name']} | {r['cause'] or '(control)'} | {r['ua']:.3f} | {ranked} | {rank} | {r['wall_s']:.0f} s |")
+        helped = "-"
+        if r.get("verified"):
+            v = r["verified"][0]
+            helped = f"{'yes' if v['helped'] else 'no'} ({v['id']}: {v['change']:+.3f}, p {v['p']:.2f})"
+        L.append(f"| {r['name']} | {r['cause'] or '(control)'} | {r['ua']:.3f} | {ranked} | {rank} | {helped} | "
+                 f"{r['wall_s']:.0f} s |")
     return "\n".join(L) + "\n"
 
 

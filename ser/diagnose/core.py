@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def fold_dirs(run_dir: Path) -> dict[str, Path]:
 
 def diagnose(run: str | Path, overrides: list[str] = (), device: str = "cpu", snrs=(40, 20, 10, 5, 0),
              out: str | Path | None = None, occlude: bool = True, probes: bool = True, retrain: str = "auto",
-             budget_s: float = 300.0, checks=None) -> Path:
+             budget_s: float = 300.0, checks=None, verify: bool = False, verify_top: int = 2) -> Path:
     """Evaluate the tested checkpoint of every fold of ``run`` on its test split, run every check
     (``ser.diagnose.checks``) and write ``<run>/diagnosis/`` (or ``out``). Returns the path of ``report.md``.
 
@@ -56,7 +57,8 @@ def diagnose(run: str | Path, overrides: list[str] = (), device: str = "cpu", sn
     corpus has moved, ``data.inject.test_channel=telephone`` to stress-test the model. ``probes``: the
     linear probes (label quality, features); ``retrain``: the checks that retrain the run's recipe (the
     learning curve on 25 and 50 % of the training data; without the suspect labels) do so when that should
-    take under ``budget_s`` seconds (``auto``), always (``true``) or never (``false``).
+    take under ``budget_s`` seconds (``auto``), always (``true``) or never (``false``). ``verify``: retrain the run
+    with the advice of its top ``verify_top`` causes and report whether it helped (``ser.diagnose.verify``).
     """
     silence_known_noise()
     run_dir = Path(run)
@@ -94,4 +96,21 @@ def diagnose(run: str | Path, overrides: list[str] = (), device: str = "cpu", sn
     for check in checks:
         ev.measured[check.name] = check.measure(ev, context) or {}
     title = f"{run_dir} ({dm.corpus_label}, {len(results)} fold{'s' if len(results) > 1 else ''})"
-    return write(ev, checks, out, title)
+    report = write(ev, checks, out, title)
+    if verify:
+        add_verification(run_dir, out, ev.measured, verify_top)
+    return report
+
+
+def add_verification(run_dir: Path, out: Path, measured: dict, top: int) -> None:
+    """``verify=true``: retrain with the top causes' advice; the results go into diagnosis.json (``verified``) and a
+    report section after the ranked causes."""
+    from ser.diagnose import verify as V
+
+    summary = json.loads((out / "diagnosis.json").read_text())
+    summary["verified"] = V.verify(run_dir, summary, measured, out, top)
+    (out / "diagnosis.json").write_text(json.dumps(summary, indent=2) + "\n")
+    section = V.markdown(summary["verified"]) or ["## Advice, verified", "", "No cause with advice to follow.", ""]
+    report = (out / "report.md").read_text()
+    at = report.index("How to read this:")
+    (out / "report.md").write_text(report[:at] + "\n".join(section) + "\n" + report[at:])

@@ -40,6 +40,7 @@ class RunSettings:
     balanced_sampler: bool = False
     prosody: bool = False
     noise_augmented: bool = False
+    condition_copies: int = 0  # conditions.copies: degraded copies per training utterance (multi-condition training)
     label_smoothing: bool = False
     pretrained: bool = False
     corpus_normalized: bool = False
@@ -48,6 +49,11 @@ class RunSettings:
     lr: float | None = None
     max_epochs: int | None = None
     model_options: dict = field(default_factory=dict)  # the encoder's plain options (hidden, depth, dropout, ...)
+
+    @property
+    def more_copies(self) -> str:
+        """The override that adds multi-condition copies (or more of them)."""
+        return f"conditions.copies={max(4, 2 * self.condition_copies)}"
 
     @classmethod
     def of(cls, cfg) -> RunSettings:
@@ -58,6 +64,7 @@ class RunSettings:
             balanced_sampler=cfg.data.get("sampler") == "balanced",
             prosody=bool(cfg.features.get("prosody", False)),
             noise_augmented=float(augment.get("noise_p", 0.0) or 0.0) > 0,
+            condition_copies=int((cfg.data.get("conditions") or {}).get("copies", 0) or 0),
             label_smoothing=float(cfg.loss.get("label_smoothing", 0.0) or 0.0) > 0,
             pretrained=target.startswith(("ser.features.ge2e", "ser.features.ssl")),
             corpus_normalized=cfg.features.get("normalize") == "corpus",

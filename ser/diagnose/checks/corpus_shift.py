@@ -52,8 +52,12 @@ class CorpusShift(Check):
             return []
         collapsed = [c["class"] for c in m["classes"] if c["verdict"] == "collapses"]
         acc, s = m["corpus_accuracy"], ev.settings
-        advice = ([] if s.noise_augmented else ["augment=full"]) + ["data.balance=corpus"] + \
-                 ([] if s.pretrained else ["experiment=pretrained"])
+        if s.pretrained:  # channel variety through the frozen upstream, cached
+            advice = [s.more_copies]
+        else:
+            advice = ([] if s.noise_augmented else ["augment=full"]) + ["experiment=pretrained"]
+        if len(m["train_corpora"]) > 1:  # several training corpora: none may dominate
+            advice.append("data.balance=corpus")
         return [Finding("corpus_shift", "corpus shift (dataset bias)", m["gap"],
                         f"UA {m['in_domain']['ua']:.2f} in-domain ({', '.join(m['train_corpora'])}) against "
                         f"{m['cross']['ua']:.2f} on {', '.join(m['test_corpora'])}"

@@ -130,12 +130,18 @@ class Mismatch(Check):
                 for k in m["differs"]]
         if m["cutoff_hz"]:
             what.append(f"its spectrum falls 6 dB or more below training's above {m['cutoff_hz'] / 1000:.1f} kHz")
-        advice, notes = [], []
-        if "snr_db" in m["differs"] or ("high_db" in m["differs"] and d["high_db"]["test"] > d["high_db"]["train"]):
-            low = max(0, int(5 * math.floor((d["snr_db"]["test"] - 5) / 5)))
-            advice += [] if ev.settings.noise_augmented else ["augment=noise"]
+        advice, notes, s = [], [], ev.settings
+        noisy = "snr_db" in m["differs"] or ("high_db" in m["differs"] and d["high_db"]["test"] > d["high_db"]["train"])
+        low = max(0, int(5 * math.floor((d["snr_db"]["test"] - 5) / 5)))
+        if s.pretrained and (noisy or m["cutoff_hz"]):
+            # degraded copies through the frozen upstream, cached: the fast way to train for these conditions
+            advice += [s.more_copies]
+            advice += [f"conditions.snr_db=[{low},{max(low + 10, 20)}]"] if noisy else []
+            advice += ["conditions.telephone_p=0.5"] if m["cutoff_hz"] and m["cutoff_hz"] <= 4500 else []
+        elif noisy:
+            advice += [] if s.noise_augmented else ["augment=noise"]
             advice += [f"augment.snr_db=[{low},{max(low + 10, 20)}]"]
-        if m["cutoff_hz"] and ev.settings.spectral_frontend:
+        if m["cutoff_hz"] and s.spectral_frontend:
             advice += [f"features.f_max={int(100 * (m['cutoff_hz'] // 100))}"]
         if m["cutoff_hz"] or m["low_cut_hz"]:
             notes.append("train on audio through the same band limit")

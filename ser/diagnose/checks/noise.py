@@ -93,10 +93,8 @@ class NoiseSensitivity(Check):
         heard = m.get("trained") or []
         said = ", ".join(f"{kind} {v:.2f}" for kind, v in at10.items())
         trained = f"; training heard {'/'.join(heard)} noise" if heard else "; training heard no noise"
-        if s.pretrained and not heard:  # degraded copies through the frozen upstream keep training fast
-            advice = ["conditions.copies=4"]
-        elif s.pretrained:
-            advice = ["conditions.copies=8", "conditions.snr_db=[-5,20]"]
+        if s.pretrained:  # degraded copies through the frozen upstream keep training fast
+            advice = [s.more_copies] + (["conditions.snr_db=[-5,20]"] if s.condition_copies else [])
         elif s.noise_augmented:
             advice = ["augment.snr_db=[0,20]", "augment.noise_p=0.8"]
         else:

@@ -1,0 +1,128 @@
+"""``verify=true``: follow the diagnosis's advice and measure whether it helped.
+
+For each of the top ``verify_top`` causes with advice, the run is trained again with the run's own
+overrides (``<run>/.hydra/overrides.yaml``) plus the advice, on the same folds and seed, and each
+fold's metric the cause is about is compared with the run's own: UA for most causes (at the noise or
+channel the test audio had, for a mismatch; on the held-out corpus, for corpus shift); the mean recall
+of the rare classes for imbalance. The change is tested over folds with an exact paired sign-flip
+(permutation) test: ``p`` is the chance of a mean change at least this large were the advice
+neither helping nor hurting.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+SKIPPED = ("hydra.", "resume", "paths.")  # overrides of the original run that must not follow it
+
+
+def run_overrides(run_dir: Path) -> list[str]:
+    """The command-line overrides the run was trained with (Hydra keeps them in ``.hydra/overrides.yaml``)."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"verify=true retrains the run with its own overrides, read from {path}, which is "
+                                "missing: train.py writes it; pass a run directory of train.py")
+    listed = OmegaConf.to_container(OmegaConf.load(path)) or []
+    return [o for o in listed if not o.lstrip("+~").startswith(SKIPPED)]
+
+
+def fold_metrics(run_dir: Path) -> dict[str, dict]:
+    """Fold name -> the test metrics a run wrote (``fold_<name>/metrics.json``, or ``metrics.json`` for one fold)."""
+    folds = {p.name.removeprefix("fold_"): json.loads((p / "metrics.json").read_text())
+             for p in sorted(run_dir.glob("fold_*")) if (p / "metrics.json").is_file()}
+    if folds:
+        return folds
+    return {"": json.loads((run_dir / "metrics.json").read_text())}
+
+
+def target(finding: dict, measured: dict) -> tuple[str, list[str]]:
+    """What a cause's advice should improve: a name and the metrics.json keys averaged per fold."""
+    if finding["id"] == "imbalance":
+        rare = measured.get("imbalance", {}).get("rare") or []
+        if rare:
+            return f"recall of {', '.join(rare)}", [f"test/recall/{c}" for c in rare]
+    what = {"mismatch": "UA on the test audio as it was (its noise or channel)",
+            "corpus_shift": "UA on the held-out corpus"}.get(finding["id"], "UA")
+    return what, ["test/ua"]
+
+
+def sign_flip_p(deltas: np.ndarray) -> float:
+    """One-sided p of a mean change >= the observed under random signs (exact up to 16 folds, sampled beyond)."""
+    deltas = np.asarray(deltas, float)
+    n, observed = len(deltas), float(deltas.mean())
+    if n == 0:
+        return float("nan")
+    if n <= 16:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    else:
+        signs = np.random.default_rng(0).choice((1.0, -1.0), size=(20000, n))
+    return float(np.mean((signs * np.abs(deltas)).mean(1) >= observed - 1e-12))
+
+
+def compare(before: dict[str, dict], after: dict[str, dict], keys: list[str]) -> dict:
+    """Per fold the mean of ``keys`` before and after, their changes, the mean change and its sign-flip p."""
+    folds = [f for f in before if f in after and all(k in before[f] and k in after[f] for k in keys)]
+    b = np.array([np.mean([before[f][k] for k in keys]) for f in folds])
+    a = np.array([np.mean([after[f][k] for k in keys]) for f in folds])
+    d = a - b
+    return {"folds": folds, "before": b.round(4).tolist(), "after": a.round(4).tolist(),
+            "mean_before": float(b.mean()) if len(b) else float("nan"),
+            "mean_after": float(a.mean()) if len(a) else float("nan"),
+            "change": float(d.mean()) if len(d) else float("nan"), "p": sign_flip_p(d),
+            "helped": bool(len(d) and d.mean() > 0), "folds_better": int((d > 0).sum()), "folds_worse": int((d < 0).sum())}
+
+
+def retrain(run_dir: Path, advice: list[str], out: Path) -> Path:
+    """Train the run again with ``advice`` added to its overrides, into ``out`` (resumed when it was cut short)."""
+    from omegaconf import open_dict
+
+    from ser.inspect import compose_cli
+    from ser.train import train
+
+    overrides = run_overrides(run_dir) + list(advice)
+    cfg = compose_cli(overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+        cfg.resume = True  # a verification cut short continues where it stopped
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overrides.txt").write_text("\n".join(overrides) + "\n")
+    log.info("verify: python train.py %s", " ".join(overrides))
+    train(cfg)
+    return out
+
+
+def verify(run_dir: Path, summary: dict, measured: dict, out: Path, top: int = 2) -> list[dict]:
+    """Retrain with the advice of the top ``top`` causes that have any; one result per cause verified."""
+    before = fold_metrics(run_dir)
+    results = []
+    for finding in [c for c in summary["causes"] if c.get("advice")][:top]:
+        name, keys = target(finding, measured)
+        folder = retrain(run_dir, finding["advice"], out / "verify" / finding["id"])
+        result = {"id": finding["id"], "advice": finding["advice"], "metric": name, "keys": keys,
+                  "run": str(folder)} | compare(before, fold_metrics(folder), keys)
+        log.info("verify %s: %s %.3f -> %.3f (%+.3f, p %.3f over %d folds)", finding["id"], name, result["mean_before"],
+                 result["mean_after"], result["change"], result["p"], len(result["folds"]))
+        results.append(result)
+    return results
+
+
+def markdown(results: list[dict]) -> list[str]:
+    if not results:
+        return []
+    L = ["## Advice, verified", "", "Each cause's advice followed: the run trained again with its own overrides plus "
+         "the advice, same folds and seed; the change in the metric the cause is about, per fold, with a one-sided "
+         "paired sign-flip test over folds.", "",
+         "| cause | advice | metric | before | after | change | folds better / worse | p |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        advice = " ".join(f"`{a}`" for a in r["advice"])
+        L.append(f"| {r['id']} | {advice} | {r['metric']} | {r['mean_before']:.3f} | {r['mean_after']:.3f} | "
+                 f"{r['change']:+.3f} | {r['folds_better']} / {r['folds_worse']} | {r['p']:.3f} |")
+    return L + [""]
