@@ -74,6 +74,19 @@ def test_ge2e_layers_padding_and_options():
         GE2E(sample_rate=8000)
 
 
+def test_level_match_takes_every_utterance_to_the_same_level():
+    waves = torch.stack([0.3 * torch.randn(16000), 0.001 * torch.randn(16000)])  # about -10 and -60 dBFS
+    lengths = torch.tensor([16000, 16000])
+    rms_db = lambda x: 10 * torch.log10(x.pow(2).mean(-1))  # noqa: E731
+    raised, matched = GE2E().level(waves, lengths), GE2E(level_mode="match").level(waves, lengths)
+    assert rms_db(raised)[0] == pytest.approx(float(rms_db(waves)[0]), abs=1e-3)  # resemblyzer's: loud stays loud
+    assert rms_db(raised)[1] == pytest.approx(-30, abs=0.01)
+    assert rms_db(matched).tolist() == pytest.approx([-30, -30], abs=0.01)
+    assert GE2E(level_mode="match").cache_key() != GE2E().cache_key()
+    with pytest.raises(ValueError, match="features.level_mode"):
+        GE2E(level_mode="loud")
+
+
 def test_frozen_weights_stay_out_of_checkpoints_and_must_match_on_load():
     frozen = GE2E()
     state = frozen.state_dict()

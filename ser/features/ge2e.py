@@ -58,17 +58,23 @@ class GE2E(Upstream):
         layer_weights: ``stack`` (F = 256 per layer) or ``learned`` (a weighted sum, F = 256).
         level_db: raise each utterance's RMS level to this many dBFS first, as resemblyzer does (-30;
             louder ones stay as they are); None leaves the level alone.
+        level_mode: ``raise`` (resemblyzer's: quieter utterances only) or ``match`` (every utterance to
+            ``level_db``, louder ones lowered too: a corpus's recording level then never reaches the
+            features, which matters across corpora).
         freeze, lr, warmup_epochs: as ``Upstream`` (frozen by default).
         weights: a ``pretrained.pt`` in resemblyzer's format; None takes the installed package's.
     """
 
     def __init__(self, sample_rate: int = 16000, layers: list[int] | None = None, layer_weights: str = "stack",
-                 level_db: float | None = -30.0, freeze: bool = True, lr: float = 1e-5, warmup_epochs: int = 0,
+                 level_db: float | None = -30.0, level_mode: str = "raise", freeze: bool = True, lr: float = 1e-5,
+                 warmup_epochs: int = 0,
                  weights: str | None = None):
         if sample_rate != 16000:
             raise ValueError(f"features=ge2e reads 16 kHz audio; data.sample_rate is {sample_rate}: set it to 16000")
         super().__init__(LAYERS, HIDDEN, layers, layer_weights, freeze, lr, warmup_epochs)
-        self.sample_rate, self.level_db = sample_rate, level_db
+        if level_mode not in ("raise", "match"):
+            raise ValueError(f"features.level_mode={level_mode!r}: choose raise (resemblyzer's) or match")
+        self.sample_rate, self.level_db, self.level_mode = sample_rate, level_db, level_mode
         self.mel = MelSpectrogram(sample_rate, n_mels=MELS, win_ms=25, hop_ms=10, n_fft=400, f_min=0.0, log=False)
         self.hop_length = self.mel.hop_length
         path = Path(weights) if weights else resemblyzer_weights()
@@ -80,17 +86,19 @@ class GE2E(Upstream):
         self._seal()
 
     def settings(self) -> dict:
-        return {"layers": self.layers, "level_db": self.level_db}
+        settings = {"layers": self.layers, "level_db": self.level_db}
+        return settings | ({"level_mode": self.level_mode} if self.level_mode != "raise" else {})  # old keys stay valid
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return self.mel.frame_lengths(lengths)
 
     def level(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Raise each wave's RMS over its valid samples to ``level_db`` dBFS (never lower it)."""
+        """Raise each wave's RMS over its valid samples to ``level_db`` dBFS (``match``: lower louder ones too)."""
         if self.level_db is None:
             return waves
         power = waves.pow(2).sum(-1) / lengths.clamp_min(1)
-        gain = (10 ** (self.level_db / 10) / power.clamp_min(1e-12)).sqrt().clamp_min(1.0)
+        gain = (10 ** (self.level_db / 10) / power.clamp_min(1e-12)).sqrt()
+        gain = gain.clamp_min(1.0) if self.level_mode == "raise" else gain
         return waves * gain[:, None]
 
     def hidden_states(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
