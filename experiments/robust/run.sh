@@ -22,7 +22,7 @@ run() {  # name, overrides...
 run clean "$@"
 for noise in white babble pink; do
   for snr in 20 10 0; do
-    run "${noise}_${snr}" inject.test_snr_db=$snr inject.test_noise=$noise "$@"
+    run "${noise}_${snr}" inject.test_snr_db=$snr inject.test_noise=$noise calibrate.inner_folds=0 "$@"  # UA is the same calibrated or not
   done
 done
 $PY - "$OUT" <<'PY'
