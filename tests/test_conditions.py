@@ -6,7 +6,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from ser.data.conditions import Conditions, Plan, reverberate, simulate_rir
+from ser.data.conditions import Conditions, Plan, reverberate, shift_voice, simulate_rir
 from ser.data.dataset import ClipDataset
 
 
@@ -53,6 +53,24 @@ def test_reverberation_keeps_the_level_and_starts_at_the_direct_path():
     assert len(y) == len(x) and np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x**2)))
 
 
+@pytest.mark.parametrize("semitones", [-3.0, 2.0])
+def test_another_voice_moves_the_pitch_and_keeps_length_and_level(semitones):
+    t = np.arange(32000) / 16000
+    x = 0.2 * np.sin(2 * np.pi * 200 * t)
+    y = shift_voice(x, semitones, 16000)
+    assert len(y) == len(x) and np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x**2)))
+    peak = np.fft.rfftfreq(len(y), 1 / 16000)[np.argmax(np.abs(np.fft.rfft(y * np.hanning(len(y)))))]
+    assert peak == pytest.approx(200 * 2 ** (semitones / 12), abs=2.0)
+
+
+def test_voices_are_drawn_last_so_configs_without_them_keep_their_copies():
+    plain, voiced = Conditions(copies=4, reverb_p=0.0), Conditions(copies=4, reverb_p=0.0, pitch_p=1.0)
+    for k in range(4):
+        a, b = plain.plan("abc", k), voiced.plan("abc", k)
+        assert a.semitones is None and b.semitones is not None and -3 <= b.semitones <= 3
+        assert (a.noise, a.snr_db, a.gain_db, a.seed) == (b.noise, b.snr_db, b.gain_db, b.seed)
+
+
 def test_bad_conditions_are_named():
     with pytest.raises(ValueError, match="conditions.noises"):
         Conditions(copies=2, noises=["traffic"])
@@ -60,6 +78,8 @@ def test_bad_conditions_are_named():
         Conditions(copies=2, clean_p=1.5)
     with pytest.raises(ValueError, match="conditions.snr_db"):
         Conditions(copies=2, snr_db=[20, 0])
+    with pytest.raises(ValueError, match="conditions.semitones"):
+        Conditions(copies=2, semitones=[3, -3])
 
 
 def test_an_item_is_the_clean_clip_with_clean_p_and_a_copy_otherwise():

@@ -9,6 +9,9 @@ clean utterance, so the pretrained path trains as fast as without copies.
 
 A copy is, in this order (each step with its probability):
 
+- **another voice** (``pitch_p``, off by default): pitch and formants shifted together by a number of
+  semitones drawn from ``semitones``, the length kept (phase-vocoder time stretch, then soxr
+  resampling): a lower or higher voice, for variety of speakers rather than of recordings;
 - **reverberation** (``reverb_p``): convolved with a room impulse response simulated by
   ``pyroomacoustics`` (a shoebox room of 3x3x2.5 to 8x6x3.5 m, RT60 drawn from ``rt60_s``, source and
   microphone at random places), direct-path aligned and level-matched, cut to the utterance's length;
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torchaudio
 
 from ser.audio import band_pass, pink_noise
 
@@ -50,13 +54,15 @@ class Plan:
     snr_db: float
     gain_db: float
     seed: int  # for the noise, the room and the babble talkers
+    semitones: float | None = None  # pitch and formants shifted (pitch_p)
 
     @property
     def fold_independent(self) -> bool:
         return self.noise != "babble"
 
     def describe(self) -> str:
-        parts = [f"reverb RT60 {self.rt60_s:.2f} s"] if self.rt60_s else []
+        parts = [f"voice {self.semitones:+.1f} semitones"] if self.semitones else []
+        parts += [f"reverb RT60 {self.rt60_s:.2f} s"] if self.rt60_s else []
         parts += ["telephone band"] if self.telephone else []
         parts += [f"{self.noise} noise at {self.snr_db:.1f} dB"] if self.noise else []
         return ", ".join(parts + [f"gain {self.gain_db:+.1f} dB"])
@@ -73,6 +79,7 @@ class Conditions:
         reverb_p: probability of room reverberation; rt60_s: [low, high] reverberation time in seconds.
         telephone_p: probability of the telephone band (300-3400 Hz).
         gain_db: gain drawn from [-gain_db, gain_db].
+        pitch_p: probability that a copy is another voice; semitones: [low, high] of its pitch shift.
         seed: with each utterance's audio digest and the copy's number, decides every copy.
     """
 
@@ -85,6 +92,8 @@ class Conditions:
     rt60_s: Sequence[float] = (0.2, 0.8)
     telephone_p: float = 0.1
     gain_db: float = 6.0
+    pitch_p: float = 0.0
+    semitones: Sequence[float] = (-3.0, 3.0)
     seed: int = 0
     _rirs: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -95,7 +104,7 @@ class Conditions:
             raise ValueError(f"conditions.noises: unknown {unknown}; choose from {list(NOISES)}")
         if int(self.copies) < 0:
             raise ValueError(f"conditions.copies={self.copies}: a number of copies, 0 or more")
-        for name in ("clean_p", "noise_p", "reverb_p", "telephone_p"):
+        for name in ("clean_p", "noise_p", "reverb_p", "telephone_p", "pitch_p"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"conditions.{name}={getattr(self, name)}: a probability in [0, 1]")
         if self.noise_p > 0 and not self.noises:
@@ -104,6 +113,8 @@ class Conditions:
             raise ValueError(f"conditions.snr_db={list(self.snr_db)}: [low, high] in dB")
         if len(self.rt60_s) != 2 or not 0.05 <= self.rt60_s[0] <= self.rt60_s[1]:
             raise ValueError(f"conditions.rt60_s={list(self.rt60_s)}: [low, high] in seconds, low >= 0.05")
+        if len(self.semitones) != 2 or self.semitones[0] > self.semitones[1]:
+            raise ValueError(f"conditions.semitones={list(self.semitones)}: [low, high] pitch shift in semitones")
         if self.copies and self.reverb_p > 0:
             _pyroomacoustics()  # fail at start, not after the first fold, when it is missing
 
@@ -115,8 +126,10 @@ class Conditions:
         if not self.active:
             return "none"
         noises = "/".join(self.noises) if self.noise_p > 0 else "no"
+        voices = (f"voices {self.semitones[0]:+g} to {self.semitones[1]:+g} semitones ({100 * self.pitch_p:.0f} %), "
+                  if self.pitch_p > 0 else "")
         return (f"{self.copies} copies per training utterance (clean drawn {100 * self.clean_p:.0f} % of the time): "
-                f"{noises} noise at {self.snr_db[0]:g}-{self.snr_db[1]:g} dB SNR ({100 * self.noise_p:.0f} %), "
+                f"{voices}{noises} noise at {self.snr_db[0]:g}-{self.snr_db[1]:g} dB SNR ({100 * self.noise_p:.0f} %), "
                 f"reverberation RT60 {self.rt60_s[0]:g}-{self.rt60_s[1]:g} s ({100 * self.reverb_p:.0f} %), "
                 f"telephone band ({100 * self.telephone_p:.0f} %), gain ±{self.gain_db:g} dB")
 
@@ -128,12 +141,17 @@ class Conditions:
         noise = str(rng.choice(self.noises)) if self.noises and rng.random() < self.noise_p else None
         snr = float(rng.uniform(*self.snr_db))
         gain = float(rng.uniform(-self.gain_db, self.gain_db))
-        return Plan(rt60, telephone, noise, snr, gain, int(rng.integers(2**31)))
+        seed = int(rng.integers(2**31))
+        # drawn last and only when asked for, so the copies of configs without voices stay as they were
+        shift = float(rng.uniform(*self.semitones)) if self.pitch_p > 0 and rng.random() < self.pitch_p else None
+        return Plan(rt60, telephone, noise, snr, gain, seed, shift)
 
     def render(self, wave: torch.Tensor, plan: Plan, sample_rate: int, babble: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """The copy ``plan`` describes of ``wave`` (T,): float32 (T,), the same length."""
         rng = np.random.default_rng(plan.seed)
         x = wave.double().numpy()
+        if plan.semitones:
+            x = shift_voice(x, plan.semitones, sample_rate)
         if plan.rt60_s:
             x = reverberate(x, self.room_response(plan.rt60_s, plan.seed, sample_rate))
         if plan.telephone:
@@ -210,4 +228,23 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     n = len(x) + len(rir) - 1
     size = 1 << (n - 1).bit_length()
     y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[: len(x)]
+    return y * np.sqrt(np.mean(x**2) / max(np.mean(y**2), 1e-20))
+
+
+def shift_voice(x: np.ndarray, semitones: float, sample_rate: int, n_fft: int = 512) -> np.ndarray:
+    """``x`` with pitch and formants shifted by ``semitones``, its length kept: a phase-vocoder time stretch by
+    the shift's ratio, then resampled back by it (as ``torchaudio.functional.pitch_shift``, with soxr, which
+    takes any ratio; torchaudio's resampler is slow for rates without a large common divisor)."""
+    from ser.audio import resample
+
+    ratio = 2.0 ** (semitones / 12.0)
+    hop = n_fft // 4
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    spec = torch.stft(torch.from_numpy(x), n_fft, hop, window=window, return_complex=True)
+    advance = torch.linspace(0, np.pi * hop, spec.shape[0], dtype=torch.float64)[:, None]
+    stretched = torchaudio.functional.phase_vocoder(spec, 1.0 / ratio, advance)
+    y = torch.istft(stretched, n_fft, hop, window=window, length=int(round(len(x) * ratio))).numpy()
+    rate = int(round(sample_rate * ratio))  # y read as recorded at this rate and brought back: ratio shorter
+    y = resample(y.astype(np.float32), rate, sample_rate).astype(np.float64)
+    y = np.pad(y, (0, max(len(x) - len(y), 0)))[: len(x)]
     return y * np.sqrt(np.mean(x**2) / max(np.mean(y**2), 1e-20))
