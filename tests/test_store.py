@@ -1,0 +1,119 @@
+"""The on-disk array store (ser/data/store.py): lazy memory-mapped reads, damaged entries found and rebuilt,
+concurrent writers that do not corrupt it, and a full disk that names the store."""
+
+import errno
+import logging
+import multiprocessing as mp
+import pickle
+
+import numpy as np
+import pytest
+
+from ser.data.store import ArrayStore, StoreFullError
+
+
+def _arrays(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(n):
+        dtype = [np.float16, np.int16, np.float32][i % 3]
+        out[f"d{i:02d}"] = (rng.standard_normal((3, 5 + i)) * 100).astype(dtype)
+    return out
+
+
+def test_arrays_come_back_equal_as_read_only_maps(tmp_path):
+    arrays = _arrays()
+    store = ArrayStore(tmp_path / "s")
+    for key, a in arrays.items():
+        store.put(key, a)
+    store.close()
+    again = ArrayStore(tmp_path / "s")  # another process's view: from the index files alone
+    assert len(again) == len(arrays)
+    for key, a in arrays.items():
+        b = again.get(key)
+        assert isinstance(b.base, np.memmap) or isinstance(b, np.memmap) or not b.flags.owndata
+        assert b.dtype == a.dtype and np.array_equal(a, b)
+        assert not b.flags.writeable
+    assert again.get("absent") is None
+    assert pickle.loads(pickle.dumps(again)).get("d01") is not None  # loader workers reopen the maps
+
+
+def test_a_truncated_shard_is_rebuilt_with_a_log_line(tmp_path, caplog):
+    arrays = _arrays()
+    store = ArrayStore(tmp_path / "s")
+    for key, a in arrays.items():
+        store.put(key, a)
+    store.close()
+    shard = next((tmp_path / "s").glob("*.bin"))
+    size = shard.stat().st_size
+    with open(shard, "r+b") as f:  # a run killed mid-write, or a disk that filled up
+        f.truncate(size - 10)
+    reader = ArrayStore(tmp_path / "s")
+    with caplog.at_level(logging.WARNING, logger="ser.data.store"):
+        assert reader.get("d05") is None
+    assert "truncated" in caplog.text and "rebuilt" in caplog.text
+    assert np.array_equal(reader.get("d00"), arrays["d00"])  # the entries before the cut still read
+    reader.put("d05", arrays["d05"])
+    assert np.array_equal(ArrayStore(tmp_path / "s").get("d05"), arrays["d05"])
+
+
+def test_a_corrupt_entry_fails_its_checksum_and_half_an_index_line_is_skipped(tmp_path, caplog):
+    arrays = _arrays()
+    store = ArrayStore(tmp_path / "s")
+    for key, a in arrays.items():
+        store.put(key, a)
+    store.close()
+    shard = next((tmp_path / "s").glob("*.bin"))
+    with open(shard, "r+b") as f:
+        f.seek(3)
+        f.write(b"\xff\xff")  # inside d00
+    index = next((tmp_path / "s").glob("*.jsonl"))
+    with open(index, "ab") as f:
+        f.write(b'{"digest": "half", "shard"')  # killed while writing the line
+    reader = ArrayStore(tmp_path / "s")
+    with caplog.at_level(logging.WARNING, logger="ser.data.store"):
+        assert reader.get("d00") is None
+    assert "checksum" in caplog.text
+    assert reader.get("half") is None and np.array_equal(reader.get("d01"), arrays["d01"])
+
+
+def _write(folder, seed, order):
+    arrays = _arrays(12, seed)
+    store = ArrayStore(folder)
+    for key in order:
+        if store.get(key) is None:
+            store.put(key, arrays[key])
+        store.refresh()
+    store.close()
+
+
+def test_two_processes_writing_one_store_read_back_as_one_writer(tmp_path):
+    keys = sorted(_arrays(12))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_write, args=(tmp_path / "both", 0, order)) for order in (keys, keys[::-1])]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    _write(tmp_path / "one", 0, keys)
+    both, one = ArrayStore(tmp_path / "both"), ArrayStore(tmp_path / "one")
+    assert sorted(both.entries) == sorted(one.entries) == keys
+    for key in keys:
+        assert np.array_equal(both.get(key), one.get(key))
+
+
+def test_a_full_disk_stops_with_the_store_named(tmp_path, monkeypatch):
+    store = ArrayStore(tmp_path / "s")
+    store.put("a", np.zeros(4, np.float32))
+
+    class Full:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def tell(self):
+            return 0
+
+    monkeypatch.setattr(store, "_bin", Full())
+    with pytest.raises(StoreFullError, match=str(tmp_path / "s")):
+        store.put("b", np.zeros(4, np.float32))
