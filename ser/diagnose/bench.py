@@ -138,6 +138,8 @@ def run_scenario(sc: Scenario, overrides: list[str], folder: Path, diagnose_opti
         OmegaConf.save(OmegaConf.create(list(overrides)), folder / ".hydra" / "overrides.yaml")
         metrics = train(cfg)
         trained = time.monotonic() - start
+        if sc.cause is None:  # a clean control: nothing injected whose advice could be scored, so nothing to retrain
+            diagnose_options = diagnose_options | {"verify": False}
         report = diagnose(folder, out=folder / "diagnosis", **diagnose_options)
         ev = json.loads((report.parent / "diagnosis.json").read_text())
         ranked = [c["id"] for c in ev["causes"]]

@@ -55,6 +55,13 @@ class RunSettings:
         """The override that adds multi-condition copies (or more of them)."""
         return f"conditions.copies={max(4, 2 * self.condition_copies)}"
 
+    @property
+    def variety(self) -> str:
+        """The override that trains on more acoustic variety: degraded copies through a frozen upstream (cached,
+        so training stays fast), on-device augmentation otherwise (``augment=full`` would run the upstream on
+        augmented audio every step)."""
+        return self.more_copies if self.pretrained else "augment=full"
+
     @classmethod
     def of(cls, cfg) -> RunSettings:
         augment = cfg.get("augment") or {}

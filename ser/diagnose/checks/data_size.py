@@ -51,7 +51,7 @@ class DataSize(Check):
         advice = [] if ev.settings.pretrained else ["experiment=pretrained"]
         return [Finding("too_little_data", "too little data", m["gain"],
                         f"UA {u['0.25']:.2f} / {u['0.5']:.2f} / {u['1.0']:.2f} with 25 / 50 / 100 % of the training "
-                        "utterances: still rising, so more data should pay", advice + ["augment=full"],
+                        "utterances: still rising, so more data should pay", advice + [ev.settings.variety],
                         "more training utterances or speakers", interval=m["interval"],
                         explained_by=("label_noise",))]  # noisy labels make a recipe hungry for data
 

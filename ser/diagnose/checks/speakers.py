@@ -53,7 +53,7 @@ class Speakers(Check):
         return [Finding("speaker_variability", "speaker variability", m["excess"],
                         f"UA per test speaker {min(values):.2f}-{max(values):.2f} (lowest: {low}); the speakers below the "
                         f"median lose {m['below_median']:.3f} UA against it, {m['null_mean']:.3f} of which random "
-                        "speaker assignment also shows", ["augment=full"],
+                        "speaker assignment also shows", [ev.settings.variety],
                         "more training speakers; features.normalize=speaker (transductive: report it separately)",
                         interval=m["interval"], explained_by=("overfitting", "mismatch"))]
 
