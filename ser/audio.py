@@ -7,7 +7,6 @@ silence, NaN or a truncated download without saying so.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -119,37 +118,45 @@ def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float
 
 
 class AudioCache:
-    """Decoded, resampled waves on disk, keyed by path, size, modification time and rate, so a
-    later run (or fold, or sweep job) never decodes or resamples a file again.
+    """Decoded, resampled waves in an on-disk store (``ser.data.store.ArrayStore``, float32 exactly as
+    decoded), keyed by path, size, modification time, rate and resampler, so a later run (or fold, or
+    sweep job, or rank) never decodes or resamples a file again, and a run holds a handle per file
+    (``Stored``) instead of its samples: audio is read per batch.
 
     Args:
-        folder: where the ``.npy`` files go (``data.cache_dir``).
+        folder: the cache folder (``data.cache_dir``); the store is ``<folder>/store/audio-<rate>-<resampler>``.
         sample_rate: target rate.
         min_duration_s: as ``load_audio``; checked again on every read.
     """
 
     def __init__(self, folder: str | Path, sample_rate: int = 16000, min_duration_s: float = 0.0):
-        self.folder, self.sample_rate, self.min_duration_s = Path(folder).expanduser(), sample_rate, min_duration_s
+        from ser.data.store import ArrayStore
 
-    def key(self, path: Path) -> Path:
+        self.folder, self.sample_rate, self.min_duration_s = Path(folder).expanduser(), sample_rate, min_duration_s
+        self.store = ArrayStore(self.folder / "store" / f"audio-{sample_rate}-{RESAMPLER}")
+
+    def key(self, path: Path) -> str:
         stat = path.stat()
         ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}|{RESAMPLER}"
-        digest = hashlib.sha1(ident.encode()).hexdigest()
-        return self.folder / digest[:2] / f"{digest}.npy"
+        return hashlib.sha1(ident.encode()).hexdigest()
 
-    def load(self, path: str | Path) -> torch.Tensor:
+    def load(self, path: str | Path):
+        """(a ``Stored`` handle of the decoded wave (T,), the content digest of its samples)."""
+        from ser.data.store import Stored
+
         path = Path(path)
         if not path.is_file():
             raise AudioError(path, "file not found")
-        cached = self.key(path)
-        if cached.exists():
-            wave = torch.from_numpy(np.load(cached))
-            if wave.numel() < self.min_duration_s * self.sample_rate:
-                raise AudioError(path, f"{wave.numel() / self.sample_rate:.3f} s is shorter than data.min_duration_s")
-            return wave
-        wave = load_audio(path, self.sample_rate, self.min_duration_s)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, wave.numpy())
-        os.replace(tmp, cached)  # atomic: parallel jobs never read half a file
-        return wave
+        key = self.key(path)
+        entry = self.store.check(key)
+        if entry is None or not (entry.meta or {}).get("content"):
+            wave = load_audio(path, self.sample_rate, self.min_duration_s)
+            entry = self.store.put(key, wave.numpy(), {"content": content_digest(wave), "path": str(path)})
+        if entry.shape[0] < self.min_duration_s * self.sample_rate:
+            raise AudioError(path, f"{entry.shape[0] / self.sample_rate:.3f} s is shorter than data.min_duration_s")
+        return Stored(self.store, key, entry.shape, entry.dtype), entry.meta["content"]
+
+
+def content_digest(wave: torch.Tensor) -> str:
+    """A hash of decoded audio: equal for byte-identical recordings under two names."""
+    return hashlib.sha1(wave.contiguous().numpy().tobytes()).hexdigest()

@@ -30,13 +30,13 @@ def compose_cli(overrides: list[str], config_name: str = "train"):
 def inspect_corpus(dm) -> dict:
     """Summarise a loaded data module (after ``dm.load()``); with several corpora (``data=multi``),
     also each corpus on its own under ``corpora``."""
-    summary = _summary(dm, dm.utterances, dm.waves)
+    summary = _summary(dm, dm.utterances, [dm.waves.handle(i) for i in range(len(dm.waves))])
     if len(dm.corpus_names) > 1:
         summary["corpus"] = dm.corpus_label
         summary["corpora"] = {}
         for name in dm.corpus_names:
             keep = [i for i, u in enumerate(dm.utterances) if corpus_of(u) == name]
-            part = _summary(dm, [dm.utterances[i] for i in keep], [dm.waves[i] for i in keep])
+            part = _summary(dm, [dm.utterances[i] for i in keep], [dm.waves.handle(i) for i in keep])
             part["root"] = str(dm.corpus.parts[name].root)
             part["skipped"] = [s for s in dm.skipped if s.get("corpus") == name]
             summary["corpora"][name] = part | {"corpus": name}

@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 
 from ser.data.conditions import Conditions, Plan, reverberate, shift_voice, simulate_rir
 from ser.data.dataset import ClipDataset
+from ser.data.store import materialize
 
 
 def _tone(seconds=1.0, rate=16000, seed=0):
@@ -147,7 +148,7 @@ def test_through_a_frozen_upstream_copies_are_encoded_and_cached(make_cfg, tmp_p
     dm.use_frontend(frontend)
     batch = next(iter(dm.train_dataloader()))
     assert "feats" in batch and batch["feats"].shape[1] == 256
-    copy = next(iter(dm.copies.values()))
+    copy = materialize(next(iter(dm.copies.values())))  # a handle into the store, read per item
     assert copy.dtype == torch.float16 and copy.shape[0] == 256
     again, _ = _module(make_cfg, *cfg_overrides)  # a later run reads every copy from the disk cache
     again.use_fold(folds[0])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from hydra.utils import instantiate
 
 from ser.audio import AudioError
@@ -166,18 +167,24 @@ def test_missing_root_says_what_to_do(make_cfg, tmp_path):
         dm.load()
 
 
-def test_decoded_audio_is_cached_on_disk(make_cfg, tmp_path):
+def test_decoded_audio_is_cached_on_disk(make_cfg, tmp_path, monkeypatch):
+    import ser.audio
+    from ser.data.store import Stored
+
     root = tmp_path / "emodb"
     build(root, "emodb")
     cfg = make_cfg("data=emodb", f"data.root={root}", "data.on_bad_file=skip")
-    instantiate(cfg.data).load()
-    cached = sorted(Path(cfg.data.cache_dir).rglob("*.npy"))
-    assert len(cached) >= 4
-    for p in cached:  # a second load reads these instead of decoding: poison them and see it
-        np.save(p, np.full(8000, 0.5, dtype=np.float32))
+    first = instantiate(cfg.data)
+    first.load()
+    assert len(first.waves) >= 4 and isinstance(first.waves.handle(0), Stored)  # a handle, read when indexed
+    assert list(Path(cfg.data.cache_dir).glob("store/audio-*/*.jsonl"))  # the audio store
+    decoded, real = [], ser.audio.load_audio
+    monkeypatch.setattr(ser.audio, "load_audio", lambda path, *a, **k: (decoded.append(str(path)), real(path, *a, **k))[1])
     dm = instantiate(cfg.data)
-    dm.load()
-    assert all(float(w.max()) == 0.5 for w in dm.waves)
+    dm.load()  # a second load reads the store instead of decoding (only the bad files are tried again)
+    assert not set(decoded) & {u.path for u in dm.utterances} and len(dm.skipped) == len(first.skipped)
+    assert dm.digests == first.digests
+    assert all(torch.equal(a, b) for a, b in zip(dm.waves, first.waves))
 
 
 @pytest.mark.skipif(not (EMODB / "wav").is_dir(), reason="EmoDB not found (set SER_EMODB)")

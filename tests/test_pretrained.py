@@ -117,10 +117,14 @@ def ge2e_run(tmp_path_factory):
 def test_frozen_upstream_is_cached_once_and_reused(ge2e_run, caplog):
     cfg, metrics = ge2e_run
     assert 0 <= metrics["test/ua"] <= 1
-    files = list((Path(cfg.paths.cache_dir) / "features").rglob("*.pt"))
-    assert len(files) == 70  # one per utterance of the smoke corpus
-    cached = torch.load(files[0], weights_only=True)
-    assert cached.dtype == torch.float16 and cached.shape[0] == 512
+    from ser.data.store import ArrayStore
+
+    folders = [p.parent for p in (Path(cfg.paths.cache_dir) / "features" / "store").rglob("*.jsonl")]
+    assert len(set(folders)) == 1  # one store: this upstream and its settings
+    store = ArrayStore(folders[0])
+    assert len(store) == 70  # one entry per utterance of the smoke corpus
+    cached = store.get(next(iter(store.entries)))
+    assert cached.dtype == np.float16 and cached.shape[0] == 512
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)["state_dict"]
     assert "frontend.fingerprint" in state and not any(k.startswith("frontend.net.") for k in state)
@@ -222,3 +226,21 @@ def test_a_hub_id_without_network_says_how_to_use_a_local_folder():
 
     with pytest.raises(OSError, match="features.model=<folder>"):
         SSL("facebook/wav2vec2-base")
+
+
+def test_the_extraction_batch_is_bounded_by_memory_not_seconds(tmp_path):
+    from ser.data.upstream_cache import UpstreamCache
+    from ser.features.ssl import SSL
+
+    frontend = SSL(str(save_tiny_ssl(tmp_path, "wav2vec2", "layer")), layers=[0, 1])
+    cache = UpstreamCache(batch_seconds=160, batch_mb=0.25)
+    budget = cache.batch_samples(frontend)
+    assert budget == int(0.25 * 2**20 / frontend.activation_bytes_per_sample) < 160 * 16000
+    waves = [0.1 * torch.randn(n) for n in (4000, 9000, 16000, 3000, 12000)]
+    sizes = []
+    real = frontend.encode
+    frontend.encode = lambda w, n: (sizes.append(w.numel()), real(w, n))[1]
+    out = cache.features(frontend, waves)
+    assert max(sizes) <= max(budget, 16000) and len(sizes) > 1  # several batches, none over the budget
+    frames = frontend.frame_lengths(torch.tensor([w.numel() for w in waves])).tolist()
+    assert [o.shape[-1] for o in out] == frames

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ser.data.store import materialize
 from ser.data.upstream_cache import FeatureStore, audio_digest
 from ser.models.masking import length_mask, masked_mean_std
 
@@ -42,7 +43,7 @@ def upstream_statistics(cached: list[torch.Tensor]) -> np.ndarray:
     """(N, 2 F) mean and std over frames of each utterance's cached upstream output (F, T')."""
     out = []
     for feats in cached:
-        feats = feats.float()[None]  # (1, F, T')
+        feats = materialize(feats).float()[None]  # (1, F, T')
         mean, std = masked_mean_std(feats, length_mask(torch.tensor([feats.shape[-1]]), feats.shape[-1]))
         out.append(torch.cat([mean[0], std[0]]).numpy())
     return np.stack(out)
@@ -52,6 +53,7 @@ def _per_utterance(store: FeatureStore, key: str, waves: list[torch.Tensor], com
     """``compute(wave) -> (D,)`` for every wave, read from ``store`` where it was computed before."""
     rows = []
     for wave in tqdm(waves, desc=desc, unit="utt", leave=False):
+        wave = materialize(wave)
         digest = audio_digest(wave)
         row = store.get(key, digest)
         if row is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -13,7 +12,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ser.audio import AudioCache, AudioError, beyond_full_scale, load_audio
+from ser.audio import AudioCache, AudioError, beyond_full_scale, content_digest, load_audio
 from ser.corpora.labels import canonical, ordered
 from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
@@ -23,14 +22,10 @@ from ser.data.exclude import excluded_indices
 from ser.data.inject import Injection, degrade, fold_rng, keep_share, replace_labels
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
 from ser.data.splits import Fold, check_disjoint, check_duplicates
+from ser.data.store import LazyList, materialize
 from ser.data.upstream_cache import UpstreamCache
 
 log = logging.getLogger(__name__)
-
-
-def content_digest(wave) -> str:
-    """A hash of decoded audio: equal for byte-identical recordings under two names."""
-    return hashlib.sha1(wave.contiguous().numpy().tobytes()).hexdigest()
 
 
 def duplicate_groups(utterances: list[Utterance], digests: list[str]) -> list[list[str]]:
@@ -132,7 +127,7 @@ class SERDataModule(L.LightningDataModule):
         self.upstream = None  # (frontend, device) whose cached output is served, so a new fold's test audio gets it too
         self.train_from_waves = False
         self.utterances: list[Utterance] = []
-        self.waves = []
+        self.waves = LazyList()  # decoded audio: handles into the audio store (read when indexed), or tensors
         self.skipped: list[dict] = []
         self.class_names: list[str] = []
         self.speakers: list[str] = []  # sorted speaker ids; the batch's ``speakers`` index into it
@@ -180,10 +175,11 @@ class SERDataModule(L.LightningDataModule):
             raise ValueError(f"no utterances found under data.root={self.corpus.root}")
         for u in tqdm(utterances, desc="decoding audio", unit="file", leave=False):
             try:
-                if self.cache:
-                    wave = self.cache.load(u.path)
+                if self.cache:  # a handle into the on-disk store, read per batch
+                    wave, digest = self.cache.load(u.path)
                 else:
                     wave = load_audio(u.path, self.sample_rate, self.min_duration_s)
+                    digest = content_digest(wave)
             except AudioError as err:
                 if self.on_bad_file == "error":
                     raise AudioError(err.path, f"{err.reason}. Fix or remove it, or set data.on_bad_file=skip") from err
@@ -191,6 +187,7 @@ class SERDataModule(L.LightningDataModule):
                 continue
             self.utterances.append(u)
             self.waves.append(wave)
+            self.digests.append(digest)
         self.speakers = sorted({u.speaker for u in self.utterances})
         self.targets = [self.class_names.index(u.label) for u in self.utterances]
         self.given_labels = [u.label for u in self.utterances]
@@ -208,7 +205,6 @@ class SERDataModule(L.LightningDataModule):
         if self.out_of_range:
             log.warning("%d files have samples beyond full scale (float audio above 1.0), kept as they are: %s",
                         len(self.out_of_range), self.out_of_range[:5])
-        self.digests = [content_digest(w) for w in self.waves]
         self.duplicates = duplicate_groups(self.utterances, self.digests)
         if self.duplicates:
             log.warning("%d groups of identical recordings under different names (the same decoded audio): %s",
@@ -328,10 +324,10 @@ class SERDataModule(L.LightningDataModule):
             log.info("inject.label_noise: %d of %d training and validation labels replaced", len(self.changed_labels),
                      len(seen))
         if inj.changes_test_audio:
-            babble = [self.waves[i] for i in fold.train]
+            babble = [self.waves.handle(i) for i in fold.train]  # read only the talkers drawn
             for i in fold.test:
                 rng = fold_rng(inj.seed, f"{fold.name}/{i}", 2)
-                self.test_waves[i] = degrade(self.waves[i], inj, self.sample_rate, rng, babble)
+                self.test_waves[i] = degrade(materialize(self.waves[i]), inj, self.sample_rate, rng, babble)
         return fold
 
     def _cache_test_audio(self) -> None:
@@ -361,7 +357,8 @@ class SERDataModule(L.LightningDataModule):
         self.load()
         key = frontend.cache_key()
         if key != self.cached_key:
-            self.cached = self.upstream_cache.features(frontend, self.waves, device)
+            handles = [self.waves.handle(i) for i in range(len(self.waves))]
+            self.cached = self.upstream_cache.features(frontend, handles, device, self.digests)
             self.cached_key = key
             self.frames_per_sample = 1 / frontend.hop_length
         self.upstream = (frontend, device)
@@ -383,7 +380,7 @@ class SERDataModule(L.LightningDataModule):
 
     def _dataset(self, indices: list[int], max_s: float | None, train: bool, waves: bool = False) -> ClipDataset:
         cap = int(max_s * self.sample_rate) if max_s else None
-        clips = [self.wave(i) for i in indices]
+        clips = [self.test_waves.get(i, self.waves.handle(i)) for i in indices]  # read per item
         from_cache = self.cached is not None and not (train and self.train_from_waves) and not waves
         if from_cache:
             clips = [self.test_cached.get(i, self.cached[i]) for i in indices]
@@ -418,8 +415,8 @@ class SERDataModule(L.LightningDataModule):
                     key = (what, i, k, tuple(talkers))
                 plans[i, k] = key
                 if key not in self.copies and key not in todo:
-                    babble = [self.waves[j] for j in key[3]] if len(key) > 3 else ()
-                    todo[key] = cond.render(self.waves[i], plan, self.sample_rate, babble)
+                    babble = [materialize(self.waves[j]) for j in key[3]] if len(key) > 3 else ()
+                    todo[key] = cond.render(materialize(self.waves[i]), plan, self.sample_rate, babble)
         if todo:
             log.info("conditions: %d new degraded copies of %d training utterances (%s)", len(todo), len(indices),
                      cond.describe())

@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
+from ser.data.store import materialize
+
 
 class ClipDataset(Dataset):
     """Decoded waves (T,) or cached upstream features (F, T'), and their class indices.
 
     Args:
-        clips: mono float32 waves (T,) at the model's sample rate, or feature frames (F, T').
+        clips: mono float32 waves (T,) at the model's sample rate, or feature frames (F, T'), or
+            ``ser.data.store.Stored`` handles of them, read per item.
         labels: class index per clip.
         max_len: longer clips are cropped to this many samples or frames (None keeps them whole).
         random_crop: crop at a random offset (training) rather than the centre (evaluation).
@@ -49,6 +52,7 @@ class ClipDataset(Dataset):
         clip = self.clips[i]
         if self.variants and self.variants[i] and float(torch.rand(())) >= self.clean_p:
             clip = self.variants[i][int(torch.randint(len(self.variants[i]), ()))]
+        clip = materialize(clip)  # a stored upstream output is read here, per item
         if self.max_len and clip.shape[-1] > self.max_len:
             spare = clip.shape[-1] - self.max_len
             start = int(torch.randint(spare + 1, ()).item()) if self.random_crop else spare // 2

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ser.audio import band_pass, pink_noise
+from ser.data.store import materialize
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def _noise(kind: str, n: int, rng: np.random.Generator, babble_from: list[torch.
             raise ValueError("inject.test_noise=babble needs training utterances to mix; the fold has none")
         noise = np.zeros(n)
         for k in rng.choice(len(babble_from), size=min(BABBLE_TALKERS, len(babble_from)), replace=False):
-            talker = babble_from[int(k)].double().numpy()
+            talker = materialize(babble_from[int(k)]).double().numpy()
             talker = np.tile(talker, n // max(len(talker), 1) + 1)
             start = int(rng.integers(len(talker) - n + 1))
             part = talker[start : start + n]

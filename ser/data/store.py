@@ -13,9 +13,10 @@ match (checked once per entry and process, on first read) is reported with a log
 absent, so the caller computes it again and the new copy is appended. A full disk stops the run with
 a message naming the folder.
 
-Reads are ``numpy.memmap`` views: nothing is loaded until a batch touches it, and loader workers and
-ranks on one machine share the pages through the operating system's page cache instead of each
-holding a copy.
+Nothing is loaded until a batch asks for it: ``get`` reads one entry with ``os.pread`` into memory that
+is freed with it, so a process holds only what its batches hold, and loader workers and ranks on one
+machine share the shards through the operating system's page cache instead of each keeping a copy.
+``view`` gives a zero-copy ``numpy.memmap`` view instead (its pages count as the process's once read).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 import socket
 import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ class Entry:
     dtype: str
     shape: tuple[int, ...]
     crc: int
+    meta: dict | None = field(default=None, compare=False)  # what the writer said about it (e.g. its source)
 
     @property
     def nbytes(self) -> int:
@@ -65,6 +67,7 @@ class ArrayStore:
         self.entries: dict[str, list[Entry]] = {}
         self._read_lines: dict[str, int] = {}  # index file -> bytes of it already parsed
         self._maps: dict[str, np.memmap] = {}
+        self._fds: dict[str, int] = {}
         self._verified: set[tuple[str, int]] = set()
         self._bin = self._index = None
         self.refresh()
@@ -83,7 +86,8 @@ class ArrayStore:
             for line in complete.splitlines():
                 try:
                     r = json.loads(line)
-                    entry = Entry(r["shard"], int(r["offset"]), str(r["dtype"]), tuple(r["shape"]), int(r["crc"]))
+                    entry = Entry(r["shard"], int(r["offset"]), str(r["dtype"]), tuple(r["shape"]), int(r["crc"]),
+                                  r.get("meta"))
                 except (ValueError, KeyError, TypeError):
                     log.warning("store %s: an unreadable index line in %s is skipped", self.folder, path.name)
                     continue
@@ -97,39 +101,66 @@ class ArrayStore:
         return len(self.entries)
 
     def get(self, digest: str) -> np.ndarray | None:
-        """The array stored under ``digest``, as a read-only memory map; None if absent or damaged."""
+        """The array stored under ``digest``, read into memory of its own (``os.pread``: through the page
+        cache, which every process on the machine shares, and freed with the array); None if absent or damaged."""
+        found = self._locate(digest)
+        return None if found is None else found[1]
+
+    def check(self, digest: str) -> Entry | None:
+        """The entry under ``digest`` if it is whole (its bytes on disk, its CRC matching: read once per
+        process, not kept); None if absent or damaged, which the caller then computes and stores again."""
+        found = self._locate(digest)
+        return None if found is None else found[0]
+
+    def view(self, digest: str) -> np.ndarray | None:
+        """The array stored under ``digest`` as a read-only memory map (no copy; its pages count toward this
+        process's resident memory once touched); None if absent or damaged."""
+        found = self._locate(digest)
+        if found is None:
+            return None
+        entry = found[0]
+        path = self.folder / f"{entry.shard}.bin"
+        mapped = self._maps.get(entry.shard)
+        if mapped is None or len(mapped) < entry.offset + entry.nbytes:
+            mapped = self._maps[entry.shard] = np.memmap(path, dtype=np.uint8, mode="r")
+        return mapped[entry.offset : entry.offset + entry.nbytes].view(entry.dtype).reshape(entry.shape)
+
+    def _locate(self, digest: str) -> tuple[Entry, np.ndarray] | None:
         for entry in list(self.entries.get(digest, ())):
-            array = self._view(digest, entry)
-            if array is not None:
-                return array
+            raw = self._read(digest, entry)
+            if raw is not None:
+                return entry, np.frombuffer(raw, entry.dtype).reshape(entry.shape)
             self.entries[digest].remove(entry)
         if not self.entries.get(digest):
             self.entries.pop(digest, None)
         return None
 
-    def _view(self, digest: str, entry: Entry) -> np.ndarray | None:
+    def _read(self, digest: str, entry: Entry) -> bytearray | None:
+        """The entry's bytes, once its shard is long enough and (first time in this process) its CRC matches."""
         path = self.folder / f"{entry.shard}.bin"
-        end = entry.offset + entry.nbytes
-        mapped = self._maps.get(entry.shard)
-        if mapped is None or len(mapped) < end:  # a shard still growing is mapped again at its new size
-            size = path.stat().st_size if path.is_file() else 0
-            if size < end:
-                log.warning("store %s: %s is truncated (%s ends at byte %d of %d); it will be rebuilt",
-                            self.folder, path.name, digest[:12], end, size)
+        fd = self._fds.get(entry.shard)
+        if fd is None:
+            try:
+                fd = self._fds[entry.shard] = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                log.warning("store %s: %s is missing (%s); it will be rebuilt", self.folder, path.name, digest[:12])
                 return None
-            mapped = self._maps[entry.shard] = np.memmap(path, dtype=np.uint8, mode="r", shape=(size,))
-        raw = mapped[entry.offset : end]
+        raw = bytearray(os.pread(fd, entry.nbytes, entry.offset))
+        if len(raw) < entry.nbytes:
+            log.warning("store %s: %s is truncated (%s ends at byte %d of %d); it will be rebuilt",
+                        self.folder, path.name, digest[:12], entry.offset + entry.nbytes, entry.offset + len(raw))
+            return None
         if (entry.shard, entry.offset) not in self._verified:
             if zlib.crc32(raw) != entry.crc:
                 log.warning("store %s: %s in %s fails its checksum (a corrupt write); it will be rebuilt",
                             self.folder, digest[:12], path.name)
                 return None
             self._verified.add((entry.shard, entry.offset))
-        return raw.view(entry.dtype).reshape(entry.shape)
+        return raw
 
     # -- writing ---------------------------------------------------------------------------------
-    def put(self, digest: str, array: np.ndarray) -> None:
-        """Append ``array`` under ``digest`` (its bytes, then its index line)."""
+    def put(self, digest: str, array: np.ndarray, meta: dict | None = None) -> Entry:
+        """Append ``array`` under ``digest`` (its bytes, then its index line, with ``meta`` if given)."""
         array = np.ascontiguousarray(array)
         data = array.tobytes()
         try:
@@ -140,9 +171,9 @@ class ArrayStore:
             offset = self._bin.tell()
             self._bin.write(data)
             self._bin.flush()  # the bytes reach the OS before the line that points at them
-            entry = Entry(self.writer, offset, array.dtype.str, tuple(array.shape), zlib.crc32(data))
+            entry = Entry(self.writer, offset, array.dtype.str, tuple(array.shape), zlib.crc32(data), meta)
             line = {"digest": digest, "shard": entry.shard, "offset": offset, "dtype": entry.dtype,
-                    "shape": list(entry.shape), "crc": entry.crc}
+                    "shape": list(entry.shape), "crc": entry.crc} | ({"meta": meta} if meta else {})
             self._index.write((json.dumps(line) + "\n").encode())
             self._index.flush()
         except OSError as err:
@@ -152,16 +183,20 @@ class ArrayStore:
             raise
         self.entries.setdefault(digest, []).insert(0, entry)
         self._read_lines[f"{self.writer}.jsonl"] = self._index.tell()
+        return entry
 
     def close(self) -> None:
         for f in (self._bin, self._index):
             if f is not None:
                 f.close()
+        for fd in self._fds.values():
+            os.close(fd)
         self._bin = self._index = None
+        self._fds, self._maps = {}, {}
 
     def __getstate__(self):  # loader workers get the index and open their own maps
         state = self.__dict__.copy()
-        state.update(_maps={}, _bin=None, _index=None)
+        state.update(_maps={}, _fds={}, _bin=None, _index=None)
         return state
 
     def __setstate__(self, state):
@@ -171,3 +206,51 @@ class ArrayStore:
     def disk_bytes(self) -> int:
         """Bytes on disk, every shard."""
         return sum(p.stat().st_size for p in self.folder.glob("*.bin")) if self.folder.is_dir() else 0
+
+
+class Stored:
+    """One entry of an ``ArrayStore``, read when asked for: what a dataset holds instead of the array.
+
+    ``shape`` is known without reading; ``load()`` returns it as a tensor (one ``pread``).
+    """
+
+    __slots__ = ("store", "digest", "shape", "dtype")
+
+    def __init__(self, store: ArrayStore, digest: str, shape: tuple[int, ...], dtype: str):
+        self.store, self.digest, self.shape, self.dtype = store, digest, tuple(shape), dtype
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def load(self):
+        import torch
+
+        array = self.store.get(self.digest)
+        if array is None:
+            raise RuntimeError(f"store {self.store.folder}: the entry {self.digest[:12]} went missing or was damaged "
+                               "after this run stored it (another process removed it?); run again to rebuild it")
+        return torch.from_numpy(array)
+
+    def __repr__(self) -> str:
+        return f"Stored({self.digest[:12]}, shape={self.shape}, dtype={self.dtype})"
+
+
+def materialize(x):
+    """``x`` as a tensor: a ``Stored`` entry is read, a tensor passes through."""
+    return x.load() if isinstance(x, Stored) else x
+
+
+class LazyList(list):
+    """A list of tensors some of which are ``Stored`` handles: indexing and iterating read them (so code that
+    uses ``dm.waves[i]`` as a tensor keeps working), ``handle(i)`` gives the item unread (for datasets and babble
+    pools, which read per item)."""
+
+    def handle(self, i: int):
+        return list.__getitem__(self, i)
+
+    def __getitem__(self, i):
+        item = list.__getitem__(self, i)
+        return [materialize(x) for x in item] if isinstance(i, slice) else materialize(item)
+
+    def __iter__(self):
+        return (materialize(x) for x in list.__iter__(self))

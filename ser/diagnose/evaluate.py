@@ -83,7 +83,7 @@ def evaluate_fold(model, dm, fold, checks, options) -> FoldResult:
         paths=[u.path for u in utts],
         speakers=[u.speaker for u in utts],
         genders=[str(u.extras.get("gender", "")) for u in utts],
-        durations=np.array([dm.waves[i].numel() / dm.sample_rate for i in index]),
+        durations=np.array([dm.waves.handle(i).numel() / dm.sample_rate for i in index]),
         train_counts=dm.train_class_counts(),
         cross_corpus=bool(served.test) and not {corpus[i] for i in served.test} & {corpus[i] for i in served.train},
     )

@@ -79,6 +79,12 @@ class SSL(Upstream):
         # Group norm spans the padding, and so do data2vec-audio's stacked positional convolutions: clip by clip.
         self.masked = config.feat_extract_norm == "layer" and config.model_type != "data2vec-audio"
         self.net = net
+        # what computing a batch holds per input sample, in float32: the first convolution's output with its
+        # norm and activation beside it (512 channels every 5 samples for base and large models), and every
+        # hidden state; bounds the extraction batch (UpstreamCache), not the seconds of audio
+        conv = config.conv_dim[0] / config.conv_stride[0]
+        states = (config.num_hidden_layers + 1) * config.hidden_size / self.hop_length
+        self.activation_bytes_per_sample = 4.0 * (3 * conv + 2 * states)
         self._seal()
 
     def settings(self) -> dict:

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import torch
 
+from ser.data.store import materialize
 from ser.diagnose import analysis as A
 from ser.diagnose import figures as F
 from ser.diagnose.checks import REPORT_ABOVE, Check
@@ -79,7 +80,7 @@ class Mismatch(Check):
         if test and i in dm.test_waves:  # injected test audio: as this fold serves it
             return conditions(dm.test_waves[i], dm.sample_rate)
         if i not in self._clean:
-            self._clean[i] = conditions(dm.waves[i], dm.sample_rate)
+            self._clean[i] = conditions(materialize(dm.waves[i]), dm.sample_rate)
         return self._clean[i]
 
     def per_fold(self, view):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ser.data.conditions import BABBLE_TALKERS, noise
+from ser.data.store import materialize
 from ser.diagnose import figures as F
 from ser.diagnose.analysis import ua
 from ser.diagnose.checks import Check
@@ -30,8 +31,10 @@ def noisy(kind: str, snr_db: float, seed: int, babble_from: list[torch.Tensor]):
         for row, n in enumerate(lengths.tolist()):
             rng = np.random.default_rng([seed, zlib.crc32(kind.encode()), count[0]])
             count[0] += 1
-            talkers = [babble_from[int(k)] for k in rng.choice(len(babble_from), min(BABBLE_TALKERS, len(babble_from)),
-                                                                replace=False)] if kind == "babble" else ()
+            talkers = ()
+            if kind == "babble":  # drawn only for babble, so white and pink noise keep their draws
+                picks = rng.choice(len(babble_from), min(BABBLE_TALKERS, len(babble_from)), replace=False)
+                talkers = [materialize(babble_from[int(k)]) for k in picks]
             x = waves[row, :n].double().cpu()
             power = float(x.pow(2).mean())
             added = noise(kind, n, rng, talkers) * np.sqrt(power / 10 ** (snr_db / 10))
@@ -59,7 +62,7 @@ class NoiseSensitivity(Check):
 
     def per_fold(self, view):
         out = {}
-        babble_from = [view.dm.waves[i] for i in view.fold.train]
+        babble_from = [view.dm.waves.handle(i) for i in view.fold.train]  # read only the talkers drawn
         speakers = {view.dm.utterances[i].speaker for i in view.fold.test}
         babble_from = [w for w, i in zip(babble_from, view.fold.train) if view.dm.utterances[i].speaker not in speakers]
         for kind in KINDS:
