@@ -15,6 +15,7 @@ import soundfile as sf
 import soxr
 import torch
 
+PCM16 = 32768.0  # 16-bit audio as floats: int / 32768
 SILENCE_PEAK = 1e-4  # about -80 dBFS: nothing a microphone records from a speaker is this quiet
 RESAMPLER = "soxr-hq"  # part of the audio cache key: another resampler gives other samples
 # libsndfile's header log: "data : 97656 (should be 48806)" when the data chunk promises more bytes than the file holds
@@ -118,10 +119,11 @@ def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float
 
 
 class AudioCache:
-    """Decoded, resampled waves in an on-disk store (``ser.data.store.ArrayStore``, float32 exactly as
-    decoded), keyed by path, size, modification time, rate and resampler, so a later run (or fold, or
-    sweep job, or rank) never decodes or resamples a file again, and a run holds a handle per file
-    (``Stored``) instead of its samples: audio is read per batch.
+    """Decoded, resampled waves in an on-disk store (``ser.data.store.ArrayStore``), keyed by path, size,
+    modification time, rate and resampler, so a later run (or fold, or sweep job, or rank) never decodes
+    or resamples a file again, and a run holds a handle per file (``Stored``) instead of its samples:
+    audio is read per batch. Kept exactly as decoded: int16 where that is lossless (16-bit files at the
+    target rate, half the bytes), float32 otherwise (resampled or float sources).
 
     Args:
         folder: the cache folder (``data.cache_dir``); the store is ``<folder>/store/audio-<rate>-<resampler>``.
@@ -151,10 +153,15 @@ class AudioCache:
         entry = self.store.check(key)
         if entry is None or not (entry.meta or {}).get("content"):
             wave = load_audio(path, self.sample_rate, self.min_duration_s)
-            entry = self.store.put(key, wave.numpy(), {"content": content_digest(wave), "path": str(path)})
+            meta = {"content": content_digest(wave), "path": str(path)}
+            samples = wave.numpy()
+            scaled = samples.astype(np.float64) * PCM16
+            if -PCM16 <= scaled.min() and scaled.max() < PCM16 and np.array_equal(scaled, np.round(scaled)):
+                samples, meta["scale"] = scaled.astype(np.int16), PCM16  # lossless: float32(int16) / 32768 is exact
+            entry = self.store.put(key, samples, meta)
         if entry.shape[0] < self.min_duration_s * self.sample_rate:
             raise AudioError(path, f"{entry.shape[0] / self.sample_rate:.3f} s is shorter than data.min_duration_s")
-        return Stored(self.store, key, entry.shape, entry.dtype), entry.meta["content"]
+        return Stored(self.store, key, entry.shape, entry.dtype, entry.meta.get("scale")), entry.meta["content"]
 
 
 def content_digest(wave: torch.Tensor) -> str:

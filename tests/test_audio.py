@@ -86,3 +86,20 @@ def test_an_odd_rate_decodes_far_faster_than_realtime(tmp_path):
     start = time.perf_counter()
     load_audio(tmp_path / "tess.wav", 16000)
     assert time.perf_counter() - start < 1.0  # 10 s of audio: at least 10x realtime even on a slow, busy machine
+
+
+@pytest.mark.parametrize(("rate", "subtype", "stored"), [(16000, "PCM_16", "int16"), (44100, "PCM_16", "float32"),
+                                                         (16000, "FLOAT", "float32")])
+def test_the_audio_store_keeps_every_sample_exactly(tmp_path, rate, subtype, stored):
+    """int16 where that is lossless (16-bit at the target rate), float32 otherwise: equal to decoding, bit for bit."""
+    from ser.audio import AudioCache
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "a.wav"
+    sf.write(path, np.clip(0.3 * rng.standard_normal(rate), -1, 1), rate, subtype=subtype)
+    handle, digest = AudioCache(tmp_path / "cache", 16000).load(path)
+    assert np.dtype(handle.dtype).name == stored
+    wave = handle.load()
+    assert wave.dtype == torch.float32 and torch.equal(wave, load_audio(path, 16000))
+    again, same = AudioCache(tmp_path / "cache", 16000).load(path)  # another run: from the store
+    assert same == digest and torch.equal(again.load(), wave)

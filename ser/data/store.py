@@ -214,10 +214,11 @@ class Stored:
     ``shape`` is known without reading; ``load()`` returns it as a tensor (one ``pread``).
     """
 
-    __slots__ = ("store", "digest", "shape", "dtype")
+    __slots__ = ("store", "digest", "shape", "dtype", "scale")
 
-    def __init__(self, store: ArrayStore, digest: str, shape: tuple[int, ...], dtype: str):
-        self.store, self.digest, self.shape, self.dtype = store, digest, tuple(shape), dtype
+    def __init__(self, store: ArrayStore, digest: str, shape: tuple[int, ...], dtype: str, scale: float | None = None):
+        """``scale``: integers stored for floats (``float32(x) / scale``), e.g. 16-bit audio as int16 and 32768."""
+        self.store, self.digest, self.shape, self.dtype, self.scale = store, digest, tuple(shape), dtype, scale
 
     def numel(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
@@ -229,7 +230,8 @@ class Stored:
         if array is None:
             raise RuntimeError(f"store {self.store.folder}: the entry {self.digest[:12]} went missing or was damaged "
                                "after this run stored it (another process removed it?); run again to rebuild it")
-        return torch.from_numpy(array)
+        tensor = torch.from_numpy(array)
+        return tensor.float() / self.scale if self.scale else tensor
 
     def __repr__(self) -> str:
         return f"Stored({self.digest[:12]}, shape={self.shape}, dtype={self.dtype})"
