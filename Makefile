@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sweeps,export,baselines,pretrained,diagnose,augment]'
+	$(PY) -m pip install --quiet -e '.[dev,sweeps,export,baselines,pretrained,diagnose,augment,hf]'
 	touch $(STAMP)
 
 train: $(STAMP)

@@ -7,6 +7,7 @@ silence, NaN or a truncated download without saying so.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -30,16 +31,26 @@ class AudioError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+def read_audio(path: str | Path, source=None) -> tuple[np.ndarray, int]:
     """Decode a file to float32 (T, C). libsndfile reads the container from the content, so
-    a WAV saved as ``.flac`` (or the reverse) still decodes."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
+    a WAV saved as ``.flac`` (or the reverse) still decodes. ``source``: a callable giving what to read
+    instead of the file (a file object, e.g. a dataset row's bytes); ``path`` then only names it."""
+    if source is not None:
+        try:
+            opened = source()
+        except (OSError, KeyError, IndexError) as err:
+            raise AudioError(path, f"unreadable ({err})") from err
+        if isinstance(opened, io.BytesIO) and not opened.getbuffer().nbytes:
+            raise AudioError(path, "empty audio (0 bytes)")
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise AudioError(path, "file not found")
+        if path.stat().st_size == 0:
+            raise AudioError(path, "empty file (0 bytes)")
+        opened = str(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(opened) as f:
             data, rate, header = f.read(dtype="float32", always_2d=True), f.samplerate, f.extra_info
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(path, f"unreadable audio ({err}); re-export it as WAV or FLAC") from err
@@ -97,15 +108,15 @@ def band_pass(wave: np.ndarray, low: float | None, high: float | None, sample_ra
     return np.fft.irfft(np.fft.rfft(wave) * gain, n=wave.size)
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float = 0.0) -> torch.Tensor:
+def load_audio(path: str | Path, sample_rate: int = 16000, min_duration_s: float = 0.0, source=None) -> torch.Tensor:
     """Load a file as a mono float32 wave (T,) at ``sample_rate``.
 
     Channels are averaged; any source rate is resampled (``resample``: soxr, band-limited).
     Raises ``AudioError`` for a file that is missing, empty, unreadable, truncated (the header promises
     more audio than the file holds), holds no samples, NaN or inf, is silent, or is shorter than
-    ``min_duration_s``.
+    ``min_duration_s``. ``source``: as ``read_audio`` (audio that is not a file of its own).
     """
-    data, rate = read_audio(path)
+    data, rate = read_audio(path, source)
     if data.shape[0] == 0:
         raise AudioError(path, "no samples (zero-length audio)")
     if not np.isfinite(data).all():
@@ -137,22 +148,26 @@ class AudioCache:
         self.folder, self.sample_rate, self.min_duration_s = Path(folder).expanduser(), sample_rate, min_duration_s
         self.store = ArrayStore(self.folder / "store" / f"audio-{sample_rate}-{RESAMPLER}")
 
-    def key(self, path: Path) -> str:
-        stat = path.stat()
-        ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}|{RESAMPLER}"
+    def key(self, path: Path, source=None) -> str:
+        if source is not None:  # not a file: its name and the content's own key (a dataset's fingerprint)
+            ident = f"{path}|{getattr(source, 'key', '')}|{self.sample_rate}|{RESAMPLER}"
+        else:
+            stat = path.stat()
+            ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}|{RESAMPLER}"
         return hashlib.sha1(ident.encode()).hexdigest()
 
-    def load(self, path: str | Path):
-        """(a ``Stored`` handle of the decoded wave (T,), the content digest of its samples)."""
+    def load(self, path: str | Path, source=None):
+        """(a ``Stored`` handle of the decoded wave (T,), the content digest of its samples). ``source``: as
+        ``read_audio`` (audio that is not a file of its own)."""
         from ser.data.store import Stored
 
-        path = Path(path)
-        if not path.is_file():
+        path = Path(path) if source is None else str(path)
+        if source is None and not path.is_file():
             raise AudioError(path, "file not found")
-        key = self.key(path)
+        key = self.key(path, source)
         entry = self.store.check(key)
         if entry is None or not (entry.meta or {}).get("content"):
-            wave = load_audio(path, self.sample_rate, self.min_duration_s)
+            wave = load_audio(path, self.sample_rate, self.min_duration_s, source)
             meta = {"content": content_digest(wave), "path": str(path)}
             samples = wave.numpy()
             scaled = samples.astype(np.float64) * PCM16

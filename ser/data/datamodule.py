@@ -72,6 +72,8 @@ class SERDataModule(L.LightningDataModule):
         conditions: multi-condition training (the ``conditions`` config, ``ser.data.conditions.Conditions``):
             degraded copies of every training utterance, made once (through a frozen upstream, cached),
             one of which (or the clean utterance) each epoch trains on; None or ``copies: 0``: off.
+        columns, label_map: ``data=hf`` only (``ser.corpora.hf``): the dataset's columns for audio, label,
+            speaker and split, and its labels' canonical names.
     """
 
     def __init__(
@@ -98,13 +100,16 @@ class SERDataModule(L.LightningDataModule):
         inject: dict | None = None,
         exclude: str | None = None,
         conditions: dict | None = None,
+        columns: dict | None = None,
+        label_map: dict | None = None,
     ):
         super().__init__()
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
         if balance not in (None, "corpus"):
             raise ValueError(f"data.balance must be null or corpus, got {balance!r}")
-        self.corpus = corpus(root=root, corpora=corpora) if corpora is not None else corpus(root=root)
+        options = {k: v for k, v in (("corpora", corpora), ("columns", columns), ("label_map", label_map)) if v is not None}
+        self.corpus = corpus(root=root, **options)
         self.balance = balance
         self.sample_rate, self.merge = sample_rate, {canonical(k): canonical(v) for k, v in (merge or {}).items()}
         self.labels = [canonical(x) for x in labels] if labels else None
@@ -176,9 +181,9 @@ class SERDataModule(L.LightningDataModule):
         for u in tqdm(utterances, desc="decoding audio", unit="file", leave=False):
             try:
                 if self.cache:  # a handle into the on-disk store, read per batch
-                    wave, digest = self.cache.load(u.path)
+                    wave, digest = self.cache.load(u.path, u.source)
                 else:
-                    wave = load_audio(u.path, self.sample_rate, self.min_duration_s)
+                    wave = load_audio(u.path, self.sample_rate, self.min_duration_s, u.source)
                     digest = content_digest(wave)
             except AudioError as err:
                 if self.on_bad_file == "error":
