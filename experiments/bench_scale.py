@@ -11,6 +11,10 @@ manifest, then measured in a fresh process each (so peak RSS is that run's alone
   (12 transformer layers of 768, a 512-channel convolutional front; memory and speed do not depend on
   the weights), ``features.layers=[6] model=pool``: one epoch over the stored frames.
 
+``--ddp-hours H`` also runs one process against two CPU ranks (``trainer=ddp trainer.devices=2``) on the
+H-hour corpus and prints the peak memory of each whole process tree (RSS, and PSS, which counts a page
+the ranks share once).
+
 Printed per row: store build time (decoding into the audio store, and for the upstream extracting its
 frames into the feature store; a later run reads them), store size on disk, peak RSS, and training
 utterances per second (the epoch after the build). ``--in-memory`` runs the same with
@@ -132,6 +136,62 @@ def measure(overrides: list[str], cache: Path, epochs: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def tree_memory(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in GB summed over ``pid`` and its descendants: PSS shares each page among the processes
+    that map it, so pages two ranks share (libraries, the page cache they map) count once for the pair."""
+    pids, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        pids.append(p)
+        try:
+            frontier += [int(c) for t in os.listdir(f"/proc/{p}/task")
+                         for c in open(f"/proc/{p}/task/{t}/children").read().split()]
+        except OSError:
+            pass
+    rss = pss = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            pass
+    return rss / 2**20, pss / 2**20
+
+
+def run_sampled(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd`` (train.py), sampling its process tree's memory every 0.2 s: the peaks of the sums."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak_rss = peak_pss = 0.0
+    while proc.poll() is None:
+        rss, pss = tree_memory(proc.pid)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        time.sleep(0.2)
+    err = proc.stderr.read()
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    return {"wall_s": time.perf_counter() - start, "peak_rss_gb": peak_rss, "peak_pss_gb": peak_pss}
+
+
+def ddp_pair(manifest: Path, cache: Path, overrides: list[str]) -> None:
+    """One process against two CPU ranks (trainer=ddp trainer.devices=2), one epoch, the store warm."""
+    base = [sys.executable, "train.py", "data=manifest", f"data.root={manifest}", "features=logmel", "model=cnn",
+            "split=holdout", "split.val=0", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", *overrides]
+    env = os.environ | {"SER_CACHE": str(cache)}
+    subprocess.run(base + [f"hydra.run.dir={cache / 'warm'}", "+trainer.limit_train_batches=1"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)  # builds the audio store, so both rows read it
+    one = run_sampled(base + [f"hydra.run.dir={cache / 'one'}"], env)
+    two = run_sampled(base + ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                              f"hydra.run.dir={cache / 'ddp'}"], env)
+    for name, r in (("1 process", one), ("2 DDP ranks", two)):
+        print(f"{name:12s} peak RSS {r['peak_rss_gb']:.2f} GB (PSS {r['peak_pss_gb']:.2f} GB), {r['wall_s']:.0f} s")
+    rss, pss = two["peak_rss_gb"] / one["peak_rss_gb"], two["peak_pss_gb"] / one["peak_pss_gb"]
+    print(f"pair / one: RSS {rss:.2f}x, PSS {pss:.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hours", type=float, nargs="*", default=[1, 10, 50])
@@ -139,6 +199,7 @@ def main() -> None:
     p.add_argument("--root", default=str(ROOT / ".cache" / "bench_scale"))
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--in-memory", action="store_true")
+    p.add_argument("--ddp-hours", type=float, default=None, help="also: one process against two DDP CPU ranks")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--cache", help=argparse.SUPPRESS)
     args, overrides = p.parse_known_args()
@@ -160,6 +221,10 @@ def main() -> None:
         size = du(cache / "audio") + du(cache / "features")
         print(f"{kind:9s} {hours:6g} {r['utterances']:7d} {r['build_s']:8.1f} {size / 1e9:9.2f} "
               f"{r['peak_rss_gb']:12.2f} {r['utt_per_s']:8.1f}", flush=True)
+    if args.ddp_hours:
+        print(f"\nDDP on {args.ddp_hours:g} h (log-mel CNN, one epoch, memory of the whole process tree):")
+        ddp_pair(make_corpus(root / f"corpus_{args.ddp_hours:g}h", args.ddp_hours),
+                 root / f"cache_ddp_{args.ddp_hours:g}h{'_memory' if args.in_memory else ''}", memory + overrides)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ser.calibrate import fit_temperature, inner_folds, write_temperature
 from ser.callbacks import AverageLastEpochs, FitFeatureNorm
@@ -384,8 +384,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def cpu_batchnorm(cfg: DictConfig) -> None:
+    """``trainer=ddp`` syncs batch-norm statistics across ranks, which torch supports on GPUs only: on CPU
+    ranks each keeps its own (as plain DDP does), said once, instead of stopping a CNN run."""
+    t = cfg.trainer
+    on_gpu = t.get("accelerator") in ("gpu", "cuda") or (t.get("accelerator") == "auto" and torch.cuda.is_available())
+    if t.get("sync_batchnorm") and not on_gpu:
+        log.info("trainer.sync_batchnorm: off on CPU ranks (SyncBatchNorm needs GPUs); each rank keeps its own "
+                 "batch-norm statistics")
+        with open_dict(cfg):
+            t.sync_batchnorm = False
+
+
 def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     reuse_freed_memory()
+    cpu_batchnorm(cfg)
     L.seed_everything(cfg.seed, workers=True)
     dm: SERDataModule = instantiate(cfg.data)
     dm.prepare_data()

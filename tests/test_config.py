@@ -41,3 +41,16 @@ def test_unknown_encoder_argument_is_named(make_cfg):
     cfg = make_cfg("+model.hiden=64")
     with pytest.raises(Exception, match="hiden"):
         instantiate(cfg.model, in_features=64)
+
+
+def test_ddp_on_cpu_ranks_turns_batchnorm_syncing_off(make_cfg):
+    """SyncBatchNorm needs GPUs: a CNN under trainer=ddp on CPU ranks would stop at its first step."""
+    from ser.train import cpu_batchnorm
+
+    cfg = make_cfg("trainer=ddp", "trainer.accelerator=cpu", "model=cnn")
+    assert cfg.trainer.sync_batchnorm
+    cpu_batchnorm(cfg)
+    assert cfg.trainer.sync_batchnorm is False
+    gpu = make_cfg("trainer=ddp", "trainer.accelerator=gpu")
+    cpu_batchnorm(gpu)
+    assert gpu.trainer.sync_batchnorm  # GPUs keep it
