@@ -224,3 +224,17 @@ def test_a_manifest_corpus_column_is_metadata_in_a_single_corpus_run(make_cfg, c
     cfg = make_cfg("data=manifest", f"data.root={tmp_path}", "split=corpus", "split.test=b")
     (fold,) = instantiate(cfg.split).folds(dm.utterances)
     assert {dm.utterances[i].extras["corpus"] for i in fold.test} == {"b"}
+
+
+def test_multi_reads_each_corpus_through_its_own_conf_data_option():
+    """A new corpus is its adapter, its conf/data option and a test: data=multi finds it there, no registry."""
+    from ser.corpora.hf import HFCorpus
+    from ser.corpora.multi import adapter_class, adapters
+    from ser.corpora.ravdess import RAVDESS
+
+    assert {"emodb", "savee", "manifest", "hf", "synthetic"} <= set(adapters()) and "multi" not in adapters()
+    cls, defaults = adapter_class("ravdess")
+    assert cls is RAVDESS and defaults == {"channel": "speech"}  # the option's defaults come along
+    assert adapter_class("hf")[0] is HFCorpus
+    with pytest.raises(ValueError, match="no corpus option called 'nope'"):
+        adapter_class("nope")

@@ -5,8 +5,9 @@
     data.corpora={emodb: ../shared/data/emodb, savee: ../shared/data/savee}
     data.corpora={ravdess: {root: data/ravdess, channel: both}, mine: {adapter: manifest, root: m.csv}}
 
-The name picks the adapter (``emodb``, ``ravdess``, ``crema_d``, ``tess``, ``savee``, ``iemocap``,
-``manifest``, ``synthetic``) unless an ``adapter`` key says otherwise, so one adapter can serve two
+The name picks the corpus's own ``conf/data`` option (``emodb``, ``ravdess``, ``crema_d``, ``tess``,
+``savee``, ``iemocap``, ``manifest``, ``hf``, ``synthetic``, and any option added later: its
+``corpus._target_`` and option defaults) unless an ``adapter`` key names another, so one adapter can serve two
 copies (``{a: {adapter: synthetic, ...}, b: {adapter: synthetic, ...}}``). Every utterance keeps
 its corpus in ``extras["corpus"]`` and its speaker becomes ``<corpus>/<speaker>`` (EmoDB's ``03``
 becomes ``emodb/03``), so ids of different corpora never collide and the split guard stays exact.
@@ -16,29 +17,36 @@ from __future__ import annotations
 
 import logging
 from importlib import import_module
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from ser.corpora.utterance import Utterance
 
 log = logging.getLogger(__name__)
+DATA_CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
+NOT_CORPORA = ("_common", "multi")
 
-ADAPTERS = {
-    "emodb": "ser.corpora.emodb.EmoDB",
-    "ravdess": "ser.corpora.ravdess.RAVDESS",
-    "crema_d": "ser.corpora.crema_d.CremaD",
-    "tess": "ser.corpora.tess.TESS",
-    "savee": "ser.corpora.savee.SAVEE",
-    "iemocap": "ser.corpora.iemocap.IEMOCAP",
-    "manifest": "ser.corpora.manifest.Manifest",
-    "synthetic": "ser.corpora.synthetic.SyntheticCorpus",
-}
+
+def adapters() -> list[str]:
+    """The ``conf/data`` options that are one corpus each."""
+    return sorted(p.stem for p in DATA_CONF.glob("*.yaml") if p.stem not in NOT_CORPORA)
 
 
 def adapter_class(name: str):
-    if name not in ADAPTERS:
-        raise ValueError(f"data.corpora: no adapter called {name!r}; name the corpus after one of {sorted(ADAPTERS)} "
-                         f"or give its adapter, e.g. {{mine: {{adapter: manifest, root: <dir>}}}}")
-    module, cls = ADAPTERS[name].rsplit(".", 1)
-    return getattr(import_module(module), cls)
+    """(the adapter class, its option defaults) from ``conf/data/<name>.yaml``'s ``corpus`` node (options that
+    interpolate the run's config, like ``seed: ${seed}``, are left to the adapter's own default)."""
+    if name not in adapters():
+        raise ValueError(f"data.corpora: no corpus option called {name!r}; name the corpus after one of {adapters()} "
+                         f"(conf/data) or give its adapter, e.g. {{mine: {{adapter: manifest, root: <dir>}}}}")
+    node = OmegaConf.load(DATA_CONF / f"{name}.yaml").get("corpus")
+    target = node.get("_target_") if node is not None else None
+    if not target:
+        raise ValueError(f"conf/data/{name}.yaml has no corpus._target_, so data=multi cannot read it")
+    defaults = {k: OmegaConf.to_container(node, resolve=False)[k] for k in node
+                if not str(k).startswith("_") and not OmegaConf.is_interpolation(node, k)}
+    module, cls = target.rsplit(".", 1)
+    return getattr(import_module(module), cls), defaults
 
 
 def corpus_of(utterance: Utterance, default: str = "") -> str:
@@ -65,9 +73,9 @@ class MultiCorpus:
             options = dict(spec) if isinstance(spec, dict) else {"root": spec}
             if options.get("root") in (None, ""):
                 raise ValueError(f"data.corpora.{name}: give its folder, e.g. data.corpora.{name}=<dir> or {{root: <dir>}}")
-            cls = adapter_class(str(options.pop("adapter", name)))
+            cls, defaults = adapter_class(str(options.pop("adapter", name)))
             try:
-                self.parts[name] = cls(**options)
+                self.parts[name] = cls(**(defaults | options))
             except TypeError as err:
                 raise ValueError(f"data.corpora.{name}: {err}") from err
         self.root = ", ".join(f"{n}={p.root}" for n, p in self.parts.items())
