@@ -4,8 +4,9 @@
 
 N arrays of (rows, frames) float16 (GE2E layers 2-3 over a 1.5 s utterance: 512 x 150, 150 kB) are
 written, then read back in a random order twice, as training reads them (both passes mostly from the
-page cache, as on a machine with memory to spare; the store's first pass also checks every entry's CRC): ``ArrayStore`` (append-only numpy shards, os.pread), one ``.npy`` file per array (the
-previous cache), and an Arrow table written by Hugging Face ``datasets`` (memory-mapped, random rows).
+page cache, as on a machine with memory to spare; the store's first pass also checks every entry's
+CRC): ``ArrayStore`` (append-only numpy shards, os.pread), one ``.npy`` file per array (the previous
+cache), and an Arrow table written by Hugging Face ``datasets`` (memory-mapped, random rows).
 """
 
 from __future__ import annotations
