@@ -63,3 +63,12 @@ def test_verify_retrains_with_the_advice_and_reports_the_change(tmp_path):
     text = report.read_text()
     assert "## Advice, verified" in text and "`trainer.max_epochs=3`" in text
     assert text.index("## Advice, verified") < text.index("How to read this:")
+
+
+def test_advice_replaces_what_it_changes_in_the_runs_overrides():
+    from ser.diagnose.verify import followed
+
+    run = ["data=emodb", "features=mfcc", "features.n_mfcc=4", "model=pool", "loss.label_smoothing=0.0", "+trainer.x=1"]
+    out = followed(run, ["features=logmel", "loss.label_smoothing=0.1"])
+    assert out == ["data=emodb", "model=pool", "+trainer.x=1", "features=logmel", "loss.label_smoothing=0.1"]
+    assert followed(run, []) == run

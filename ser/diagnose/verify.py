@@ -33,6 +33,19 @@ def run_overrides(run_dir: Path) -> list[str]:
     return [o for o in listed if not o.lstrip("+~").startswith(SKIPPED)]
 
 
+def followed(overrides: list[str], advice: list[str]) -> list[str]:
+    """The run's overrides with the advice applied: an advised ``key=value`` replaces the run's own value of that
+    key, and an advised config group (``features=logmel``) drops the run's options of the group it replaces
+    (``features.n_mfcc=4`` belongs to ``features=mfcc``), so the composed config is the one advised."""
+    def key(o: str) -> str:
+        return o.lstrip("+~").split("=", 1)[0]
+
+    advised = {key(a) for a in advice}
+    groups = {k for k in advised if "." not in k}
+    kept = [o for o in overrides if key(o) not in advised and key(o).split(".", 1)[0] not in groups]
+    return kept + list(advice)
+
+
 def fold_metrics(run_dir: Path) -> dict[str, dict]:
     """Fold name -> the test metrics a run wrote (``fold_<name>/metrics.json``, or ``metrics.json`` for one fold)."""
     folds = {p.name.removeprefix("fold_"): json.loads((p / "metrics.json").read_text())
@@ -86,7 +99,7 @@ def retrain(run_dir: Path, advice: list[str], out: Path) -> Path:
     from ser.inspect import compose_cli
     from ser.train import train
 
-    overrides = run_overrides(run_dir) + list(advice)
+    overrides = followed(run_overrides(run_dir), advice)
     cfg = compose_cli(overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)

@@ -46,6 +46,9 @@ class ClassificationLoss(nn.Module):
             bounds what one confidently wrong label can cost, so training goes through noisy labels;
             q -> 0 is cross-entropy, q = 1 mean absolute error. None: cross-entropy.
         gce_q: q of ``gce`` (0.7, the paper's choice).
+        logit_adjust: tau > 0 trains on logits + tau * log(class prior) (the logit-adjusted loss, Menon et al.
+            2021): the model learns to out-score the training frequencies, so at test time (plain logits) rare
+            classes are no longer under-predicted; 1 is the Bayes-consistent choice for balanced error (UA).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class ClassificationLoss(nn.Module):
         label_smoothing: float = 0.0,
         robust: str | None = None,
         gce_q: float = 0.7,
+        logit_adjust: float = 0.0,
     ):
         super().__init__()
         if robust not in (None, "gce"):
@@ -70,9 +74,11 @@ class ClassificationLoss(nn.Module):
         weight = class_weights(class_counts, weighting, beta) if class_weighted else torch.ones(len(class_counts))
         self.register_buffer("weight", weight)
         self.focal_gamma, self.label_smoothing = focal_gamma, label_smoothing
+        counts = torch.tensor(class_counts, dtype=torch.float64).clamp_min(1)
+        self.register_buffer("log_prior", (float(logit_adjust) * (counts / counts.sum()).log()).float(), persistent=False)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
+        logits = logits.float() + self.log_prior  # zeros unless loss.logit_adjust
         if self.robust == "gce":
             target = F.one_hot(labels, logits.shape[-1]).float()
             if self.label_smoothing > 0:  # over smoothed targets: sum_c t_c (1 - p_c^q) / q

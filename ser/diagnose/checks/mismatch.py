@@ -133,6 +133,7 @@ class Mismatch(Check):
             what.append(f"its spectrum falls 6 dB or more below training's above {m['cutoff_hz'] / 1000:.1f} kHz")
         advice, notes, s = [], [], ev.settings
         noisy = "snr_db" in m["differs"] or ("high_db" in m["differs"] and d["high_db"]["test"] > d["high_db"]["train"])
+        noisy = noisy or "bits" in m["differs"]  # coarse quantisation is noise at the signal's level
         low = max(0, int(5 * math.floor((d["snr_db"]["test"] - 5) / 5)))
         if s.pretrained and (noisy or m["cutoff_hz"]):
             # degraded copies through the frozen upstream, cached: the fast way to train for these conditions
@@ -147,7 +148,10 @@ class Mismatch(Check):
         if m["cutoff_hz"] or m["low_cut_hz"]:
             notes.append("train on audio through the same band limit")
         if "level_db" in m["differs"]:
-            advice += ["features.normalize=utterance", "augment.gain_db=20"]
+            if s.pretrained:  # through the cache: copies at other levels (augment.gain_db would run the upstream every step)
+                advice += ([] if s.more_copies in advice else [s.more_copies]) + ["conditions.gain_db=20"]
+            else:
+                advice += ["features.normalize=utterance", "augment.gain_db=20"]
         if "clipped" in m["differs"]:
             notes.append("lower the recording gain of the test audio")
         if "bits" in m["differs"]:
