@@ -152,7 +152,8 @@ def test_corpus_shift_section_tells_shifted_from_same_conditions(trained_pairs):
     assert bias and bias[0]["score"] == pytest.approx(shifted["gap"], abs=1e-3)
     assert "on b" in bias[0]["evidence"] and "features.normalize=corpus" in bias[0]["try"]
     # advice as exact overrides; one training corpus: nothing for data.balance=corpus to balance
-    assert bias[0]["advice"] == ["augment=full", "experiment=pretrained"]
+    assert bias[0]["advice"] == ["features.normalize=corpus", "augment=full", "experiment=pretrained"]
+    assert "transductive" in bias[0]["try"]
     # the test corpus's recording differs as a whole: that is the corpus shift, not a second cause
     assert evidence["shifted"]["checks"]["mismatch"]["skipped"].startswith("every fold is tested on another corpus")
 

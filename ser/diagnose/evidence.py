@@ -48,6 +48,7 @@ class RunSettings:
     level_invariant: bool = False  # the frontend or normalisation removes each utterance's level
     lr: float | None = None
     max_epochs: int | None = None
+    batch_size: int | None = None
     model_options: dict = field(default_factory=dict)  # the encoder's plain options (hidden, depth, dropout, ...)
 
     @property
@@ -81,6 +82,7 @@ class RunSettings:
             or cfg.features.get("normalize") in ("utterance", "speaker"),
             lr=cfg.get("optimizer", {}).get("lr"),
             max_epochs=cfg.get("trainer", {}).get("max_epochs"),
+            batch_size=cfg.get("data", {}).get("batch_size"),
             model_options={k: v for k, v in cfg.model.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         )
 
