@@ -38,6 +38,17 @@ def test_focal_loss_reduces_to_cross_entropy_at_gamma_zero_and_downweights_easy(
     assert focal < ce
 
 
+def test_logit_adjustment_trains_on_logits_plus_tau_log_prior():
+    logits, labels = torch.tensor([[1.0, 0.0], [0.2, 0.4]]), torch.tensor([0, 1])
+    counts = [90, 10]
+    adjusted = ClassificationLoss(counts, logit_adjust=1.0)(logits, labels)
+    prior = torch.tensor([0.9, 0.1]).log()
+    torch.testing.assert_close(adjusted, F.cross_entropy(logits + prior, labels))
+    assert ClassificationLoss(counts, logit_adjust=1.0)(logits, torch.tensor([1, 1])) > \
+        ClassificationLoss(counts)(logits, torch.tensor([1, 1]))  # the rare class must win by more than its prior
+    assert "log_prior" not in ClassificationLoss(counts, logit_adjust=1.0).state_dict()  # old checkpoints still load
+
+
 def test_balanced_sampler_evens_out_classes():
     labels = [0] * 800 + [1] * 150 + [2] * 50
     sampler = BalancedBatchSampler(np.random.default_rng(0).integers(1000, 5000, 1000), labels, batch_size=32)
