@@ -94,7 +94,8 @@ class Finding:
     ``score`` estimates the UA the cause costs on this test set (``kind="cause"``); a risk (noise
     sensitivity, calibration) costs no UA here and is listed apart. ``interval``: a 90 % bootstrap
     interval of the score over test utterances, where one was computed. ``advice``: exact overrides
-    for ``train.py``, most promising first; ``note``: what no override expresses. ``explained_by``:
+    for ``train.py``, one coherent change applied together (verify=true follows them as a whole; alternatives go in
+    ``note``); ``note``: what no override expresses. ``explained_by``:
     causes that, when also found, produce this one (a flexible model overfits too little data, the
     rare classes, noisy labels): it is then ranked after them, as their consequence.
     """
