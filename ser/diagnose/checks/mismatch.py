@@ -133,16 +133,16 @@ class Mismatch(Check):
             what.append(f"its spectrum falls 6 dB or more below training's above {m['cutoff_hz'] / 1000:.1f} kHz")
         advice, notes, s = [], [], ev.settings
         noisy = "snr_db" in m["differs"] or ("high_db" in m["differs"] and d["high_db"]["test"] > d["high_db"]["train"])
-        noisy = noisy or "bits" in m["differs"]  # coarse quantisation is noise at the signal's level
+        coarse = "bits" in m["differs"]  # coarse quantisation: noise at the signal's level, which the SNR estimate misses
         low = max(0, int(5 * math.floor((d["snr_db"]["test"] - 5) / 5)))
-        if s.pretrained and (noisy or m["cutoff_hz"]):
+        if s.pretrained and (noisy or coarse or m["cutoff_hz"]):
             # degraded copies through the frozen upstream, cached: the fast way to train for these conditions
             advice += [s.more_copies]
             advice += [f"conditions.snr_db=[{low},{max(low + 10, 20)}]"] if noisy else []
             advice += ["conditions.telephone_p=0.5"] if m["cutoff_hz"] and m["cutoff_hz"] <= 4500 else []
-        elif noisy:
+        elif noisy or coarse:
             advice += [] if s.noise_augmented else ["augment=noise"]
-            advice += [f"augment.snr_db=[{low},{max(low + 10, 20)}]"]
+            advice += [f"augment.snr_db=[{low},{max(low + 10, 20)}]"] if noisy else []
         if m["cutoff_hz"] and s.spectral_frontend:
             advice += [f"features.f_max={int(100 * (m['cutoff_hz'] // 100))}"]
         if m["cutoff_hz"] or m["low_cut_hz"]:
