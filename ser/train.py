@@ -7,6 +7,7 @@ import ctypes
 import json
 import logging
 import shutil
+import os
 import sys
 import time
 import uuid
@@ -307,6 +308,10 @@ def reuse_freed_memory() -> None:
     tens-of-MB tensors again and again, so that churn cost as much system time as the step itself
     (an EmoDB fold over cached GE2E frames: 31 s, 28 of them in the kernel, against 17 s with this).
     """
+    # oneDNN keeps a compiled primitive per input shape (1024 by default); length-bucketed batches have many
+    # shapes, so on a 10-hour corpus that cache alone took a one-epoch log-mel CNN run from 1.4 to 4.2 GB.
+    # 64 (LRU) keeps it at 1.8 GB and EmoDB's speed within 2 % (experiments/scale/README.md).
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL("libc.so.6")
