@@ -6,8 +6,8 @@ import csv
 import ctypes
 import json
 import logging
-import shutil
 import os
+import shutil
 import sys
 import time
 import uuid
