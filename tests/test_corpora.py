@@ -144,6 +144,28 @@ def test_labels_select_and_merge(make_cfg, tmp_path):
     assert sorted(u.label for u in dm.utterances) == ["anger", "neutral", "neutral"]
 
 
+def test_corpus_loads_apart_from_folds(make_cfg, tmp_path):
+    """The corpus half (ser.data.decoded) loads with no fold; the data module's views are that corpus, and
+    its label noise (a fold-side choice) leaves the corpus's own labels alone."""
+    from ser.data.decoded import DecodedCorpus
+
+    root = tmp_path / "ravdess"
+    build(root, "ravdess")
+    cfg = make_cfg("data=ravdess", f"data.root={root}", "data.on_bad_file=skip", "inject.label_noise=0.9")
+    dm = instantiate(cfg.data)
+    dm.load()
+    assert isinstance(dm.data, DecodedCorpus) and dm.data.utterances is dm.utterances and dm.waves is dm.data.waves
+    assert dm.corpus_label == "ravdess" and dm.speakers == sorted({u.speaker for u in dm.utterances})
+    assert any(g != u.label for g, u in zip(dm.given_labels, dm.utterances))  # training sees replaced labels
+    alone = DecodedCorpus(instantiate(cfg.data.corpus)(root=str(root)), on_bad_file="skip")
+    alone.load()
+    assert [u.path for u in alone.utterances] == [u.path for u in dm.utterances]
+    assert [u.label for u in alone.utterances] == [u.label for u in dm.utterances]
+    assert all(torch.equal(a, b) for a, b in zip(alone.waves, dm.waves))
+    with pytest.raises(ValueError, match="on_bad_file"):
+        DecodedCorpus(alone.adapter, on_bad_file="ignore")
+
+
 def test_manifest_with_relative_paths_and_split_column(make_cfg, tmp_path):
     (tmp_path / "audio").mkdir()
     rows = ["path,label,speaker,split"]

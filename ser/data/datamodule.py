@@ -1,4 +1,4 @@
-"""The LightningDataModule: corpus -> decoded waves (once) -> one fold's loaders."""
+"""The LightningDataModule: folds of a corpus decoded once (``ser.data.decoded``) -> one fold's loaders."""
 
 from __future__ import annotations
 
@@ -10,30 +10,25 @@ from dataclasses import replace
 import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from ser.audio import AudioCache, AudioError, beyond_full_scale, content_digest, load_audio
-from ser.corpora.labels import canonical, ordered
-from ser.corpora.multi import MultiCorpus, corpus_of
+from ser.corpora.labels import canonical
 from ser.corpora.utterance import Utterance
 from ser.data.conditions import Conditions, babble_talkers
 from ser.data.dataset import ClipDataset, collate
+from ser.data.decoded import DecodedCorpus
 from ser.data.exclude import excluded_indices
 from ser.data.inject import Injection, degrade, fold_rng, keep_share, replace_labels
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
 from ser.data.splits import Fold, check_disjoint, check_duplicates
-from ser.data.store import LazyList, materialize
+from ser.data.store import materialize
 from ser.data.upstream_cache import UpstreamCache
 
 log = logging.getLogger(__name__)
 
 
-def duplicate_groups(utterances: list[Utterance], digests: list[str]) -> list[list[str]]:
-    """Paths of files whose decoded audio is identical, in groups of two or more."""
-    by = {}
-    for u, d in zip(utterances, digests):
-        by.setdefault(d, []).append(u.path)
-    return [sorted(paths) for paths in by.values() if len(paths) > 1]
+def _of_data(name: str, doc: str) -> property:
+    """A read-only view of the loaded corpus's ``name`` (``DecodedCorpus``) on the data module."""
+    return property(lambda self: getattr(self.data, name), doc=doc)
 
 
 class SERDataModule(L.LightningDataModule):
@@ -104,18 +99,15 @@ class SERDataModule(L.LightningDataModule):
         label_map: dict | None = None,
     ):
         super().__init__()
-        if on_bad_file not in ("error", "skip"):
-            raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
         if balance not in (None, "corpus"):
             raise ValueError(f"data.balance must be null or corpus, got {balance!r}")
         options = {k: v for k, v in (("corpora", corpora), ("columns", columns), ("label_map", label_map)) if v is not None}
-        self.corpus = corpus(root=root, **options)
+        # the fold-independent half: the corpus listed, its labels kept, its audio decoded once
+        self.data = DecodedCorpus(corpus(root=root, **options), sample_rate, labels, merge, min_duration_s,
+                                  on_bad_file, cache_dir)
         self.balance = balance
-        self.sample_rate, self.merge = sample_rate, {canonical(k): canonical(v) for k, v in (merge or {}).items()}
-        self.labels = [canonical(x) for x in labels] if labels else None
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
-        self.max_train_s, self.max_eval_s, self.min_duration_s = max_train_s, max_eval_s, min_duration_s
-        self.on_bad_file = on_bad_file
+        self.max_train_s, self.max_eval_s = max_train_s, max_eval_s
         if sampler not in ("bucket", "balanced"):
             raise ValueError(f"data.sampler must be bucket or balanced, got {sampler!r}")
         self.sampler = sampler
@@ -125,75 +117,39 @@ class SERDataModule(L.LightningDataModule):
         self.excluded: set[int] = set()  # data.exclude: utterances left out of training and validation
         self.conditions = Conditions(**(conditions or {}))
         self.copies: dict[tuple, object] = {}  # (what, utterance, copy) -> a fold-independent copy (conditions)
-        self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
         self.upstream_cache = UpstreamCache(feature_cache_dir)
         self.cached: list | None = None  # a frozen upstream's output per utterance (use_frontend)
         self.cached_key, self.frames_per_sample = None, 0.0
         self.upstream = None  # (frontend, device) whose cached output is served, so a new fold's test audio gets it too
         self.train_from_waves = False
-        self.utterances: list[Utterance] = []
-        self.waves = LazyList()  # decoded audio: handles into the audio store (read when indexed), or tensors
-        self.skipped: list[dict] = []
-        self.class_names: list[str] = []
-        self.speakers: list[str] = []  # sorted speaker ids; the batch's ``speakers`` index into it
-        # the corpus of every utterance, in data.corpora's order; the batch's ``corpora`` index into it
-        self.corpus_names: list[str] = list(getattr(self.corpus, "names", [self.corpus.name]))
         self.fold: Fold | None = None
-        self.out_of_range: list[str] = []  # files whose float samples exceed full scale
-        self.duplicates: list[list[str]] = []  # groups of files with identical decoded audio
-        self.digests: list[str] = []  # content hash of each utterance's decoded audio
         self.targets: list[int] = []  # the class index each utterance trains or is scored with in this fold
         self.given_labels: list[str] = []  # inject.label_noise: every utterance's label as training would see it
         self.changed_labels: list[dict] = []  # inject.label_noise: this fold's replaced labels
         self.test_waves: dict[int, object] = {}  # inject.test_*: this fold's test audio as degraded
         self.test_cached: dict[int, object] = {}  # ... and a frozen upstream's output for it
 
-    # -- corpus ------------------------------------------------------------------------------
+    # -- corpus (``ser.data.decoded``: the same for every fold) ------------------------------
+    corpus = _of_data("adapter", "the corpus adapter")
+    utterances = _of_data("utterances", "every utterance kept, in the order of ``waves``")
+    waves = _of_data("waves", "decoded audio: handles into the audio store (read when indexed), or tensors")
+    digests = _of_data("digests", "content hash of each utterance's decoded audio")
+    class_names = _of_data("class_names", "the classes, in label-index order")
+    speakers = _of_data("speakers", "sorted speaker ids; the batch's ``speakers`` index into it")
+    corpus_names = _of_data("corpus_names", "the corpora, in data.corpora's order; the batch's ``corpora`` index into it")
+    skipped = _of_data("skipped", "bad files left out with data.on_bad_file=skip, and why")
+    out_of_range = _of_data("out_of_range", "files whose float samples exceed full scale")
+    duplicates = _of_data("duplicates", "groups of files with identical decoded audio")
+    sample_rate = _of_data("sample_rate", "the rate every file is resampled to")
+    cache = _of_data("cache", "the audio store (``ser.audio.AudioCache``), or None")
+    corpus_label = _of_data("label", "what the data is, for titles: ``emodb``, or ``emodb + savee``")
+
     def load(self) -> None:
-        """List the corpus, select and merge labels, decode every file once. Idempotent."""
-        if self.utterances:
+        """Load the corpus (``DecodedCorpus.load``), then the labels training sees (``inject.label_noise``)
+        and ``data.exclude``. Idempotent."""
+        if self.targets:
             return
-        utterances, problems = self.corpus.scan()
-        if problems and self.on_bad_file == "error":
-            first = problems[0]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise AudioError(first["path"], f"{first['reason']}{more}. Fix or remove it, or set data.on_bad_file=skip")
-        self.skipped = list(problems)
-        for u in utterances:
-            u.label = self.merge.get(u.label, u.label)
-        present = ordered(u.label for u in utterances)
-        if self.labels:
-            unknown = sorted(set(self.labels) - set(present))
-            if unknown:
-                raise ValueError(f"data.labels: {unknown} not in this corpus; it has {present}")
-            if len(self.corpus_names) > 1:
-                self._check_shared(utterances, self.labels)
-            kept = [u for u in utterances if u.label in self.labels]
-            log.info("data.labels keeps %d of %d utterances", len(kept), len(utterances))
-            utterances, self.class_names = kept, list(self.labels)
-        elif len(self.corpus_names) > 1:
-            self.class_names = self._shared_labels(utterances)
-            utterances = [u for u in utterances if u.label in self.class_names]
-        else:
-            self.class_names = present
-        if not utterances:
-            raise ValueError(f"no utterances found under data.root={self.corpus.root}")
-        for u in tqdm(utterances, desc="decoding audio", unit="file", leave=False):
-            try:
-                if self.cache:  # a handle into the on-disk store, read per batch
-                    wave, digest = self.cache.load(u.path, u.source)
-                else:
-                    wave = load_audio(u.path, self.sample_rate, self.min_duration_s, u.source)
-                    digest = content_digest(wave)
-            except AudioError as err:
-                if self.on_bad_file == "error":
-                    raise AudioError(err.path, f"{err.reason}. Fix or remove it, or set data.on_bad_file=skip") from err
-                self.skipped.append({"path": err.path, "reason": err.reason})
-                continue
-            self.utterances.append(u)
-            self.waves.append(wave)
-            self.digests.append(digest)
-        self.speakers = sorted({u.speaker for u in self.utterances})
+        self.data.load()
         self.targets = [self.class_names.index(u.label) for u in self.utterances]
         self.given_labels = [u.label for u in self.utterances]
         if self.inject.label_noise > 0:  # one draw for the corpus: every fold's training sees the same wrong labels
@@ -206,62 +162,17 @@ class SERDataModule(L.LightningDataModule):
             self.excluded = excluded_indices(self.exclude, [u.path for u in self.utterances])
             log.info("data.exclude leaves %d utterances out of training and validation (%s)", len(self.excluded),
                      self.exclude)
-        self.out_of_range = [u.path for u in self.utterances if beyond_full_scale(u.path)]
-        if self.out_of_range:
-            log.warning("%d files have samples beyond full scale (float audio above 1.0), kept as they are: %s",
-                        len(self.out_of_range), self.out_of_range[:5])
-        self.duplicates = duplicate_groups(self.utterances, self.digests)
-        if self.duplicates:
-            log.warning("%d groups of identical recordings under different names (the same decoded audio): %s",
-                        len(self.duplicates), self.duplicates[:3])
-        if self.skipped:
-            log.warning("skipped %d bad files (data.on_bad_file=skip): %s", len(self.skipped), self.skipped[:5])
-
-    def _labels_by_corpus(self, utterances: list[Utterance]) -> dict[str, Counter]:
-        by = {name: Counter() for name in self.corpus_names}
-        for u in utterances:
-            by[corpus_of(u)][u.label] += 1
-        return by
-
-    def _shared_labels(self, utterances: list[Utterance]) -> list[str]:
-        """Several corpora, no data.labels: the classes every corpus has; log each dropped class and its count."""
-        by = self._labels_by_corpus(utterances)
-        shared = ordered(set.intersection(*(set(c) for c in by.values())))
-        if not shared:
-            have = "; ".join(f"{n}: {ordered(c)}" for n, c in by.items())
-            raise ValueError(f"data.corpora: no class is in every corpus ({have}); map them with data.merge")
-        dropped = [f"{label} ({name}: {count})" for name, counts in by.items()
-                   for label, count in counts.items() if label not in shared]
-        log.info("data=multi keeps the classes every corpus has: %s; dropped %s (data.labels or data.merge "
-                 "choose otherwise)", shared, ", ".join(dropped) or "nothing")
-        return shared
-
-    def _check_shared(self, utterances: list[Utterance], labels: list[str]) -> None:
-        by = self._labels_by_corpus(utterances)
-        for name, counts in by.items():
-            missing = [label for label in labels if not counts.get(label)]
-            if missing:
-                log.warning("data.labels: corpus %s has no %s; its UA counts only the classes it has", name, missing)
-
-    @property
-    def corpus_label(self) -> str:
-        """What the data is, for titles: ``emodb``, or ``emodb + savee`` for data=multi."""
-        return " + ".join(self.corpus_names)
 
     def utterance_corpus(self, u: Utterance) -> str:
-        """The corpus ``u`` came from: its data.corpora name, or the one corpus's name (a manifest's own
-        ``corpus`` column is metadata then, not a corpus of this run)."""
-        return corpus_of(u) if isinstance(self.corpus, MultiCorpus) else self.corpus_names[0]
+        """The corpus ``u`` came from (``DecodedCorpus.corpus_of``)."""
+        return self.data.corpus_of(u)
 
     def corpus_index(self, i: int) -> int:
         return self.corpus_names.index(self.utterance_corpus(self.utterances[i]))
 
     def prepare_data(self) -> None:
         # Generating the synthetic corpus (a one-off preparation) happens once per node.
-        if isinstance(self.corpus, MultiCorpus):
-            self.corpus.generate()
-        elif hasattr(self.corpus, "generate"):
-            self.corpus.scan()
+        self.data.prepare()
 
     def setup(self, stage: str | None = None) -> None:
         self.load()
