@@ -107,3 +107,32 @@ def test_a_dataset_trains_through_train_py(make_cfg, tmp_path):
 def test_bytes_that_are_not_audio_are_named(tmp_path):
     with pytest.raises(AudioError, match="hf://x/train/0: unreadable"):
         load_audio("hf://x/train/0", 16000, source=lambda: io.BytesIO(b"not audio at all"))
+
+
+def test_a_streamed_dataset_reads_once_and_keeps_no_copy(make_cfg, tmp_path, monkeypatch):
+    """data.corpus.streaming=true over parquet: the same waves as reading it in place, the audio read in one
+    pass in row order, and a second run over a warm audio store reads no audio from the stream at all."""
+    from ser.corpora.hf import HFCorpus
+
+    rows = _wavs(tmp_path / "wav")
+    folder = _save_to_disk(tmp_path, rows)
+    datasets.load_from_disk(str(folder))["train"].to_parquet(str(tmp_path / "pq" / "train.parquet"))
+    store = f"data.cache_dir={tmp_path / 'store'}"
+    in_place = instantiate(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.cache_dir=null").data)
+    in_place.load()
+    reads = []
+    streamed_row = HFCorpus._streamed
+    monkeypatch.setattr(HFCorpus, "_streamed", lambda self, split, i: reads.append(i) or streamed_row(self, split, i))
+    dm = instantiate(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.corpus.streaming=true",
+                              store).data)
+    dm.load()
+    assert dm.corpus.streaming and reads == list(range(12))
+    assert dm.class_names == in_place.class_names
+    assert [u.path for u in dm.utterances] == [f"hf://pq/train/{i}" for i in range(12)]
+    assert all(torch.equal(a, b) for a, b in zip(dm.waves, in_place.waves))
+    assert all(torch.equal(a, load_audio(r["file"], 16000)) for a, r in zip(dm.waves, rows))
+    reads.clear()
+    again = instantiate(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.corpus.streaming=true",
+                                 store).data)
+    again.load()
+    assert reads == [] and all(torch.equal(a, b) for a, b in zip(again.waves, dm.waves))
