@@ -143,3 +143,20 @@ def test_cpu_chunking_gives_the_same_features_as_the_whole_batch(cls, monkeypatc
     monkeypatch.setattr(MelSpectrogram, "cpu_chunk_frames", 100)  # 75 frames per clip: one clip per group
     assert len(frontend.spectrogram.cpu_chunks(waves)) == 5
     torch.testing.assert_close(frontend(waves, lengths)[0], whole)
+
+
+def test_moments_in_row_slices_equal_the_whole(monkeypatch):
+    """Moments.add goes through wide features (an SSL model's 13 x 768 rows) in slices to bound its float64
+    copies: the sums equal a direct computation over the valid frames of each group, whatever the slice."""
+    torch.manual_seed(0)
+    feats, frames, group = torch.randn(4, 37, 20), torch.tensor([20, 5, 13, 1]), torch.tensor([0, 1, 0, 1])
+    valid = [feats[b, :, : frames[b]].double() for b in range(4)]
+    want = torch.stack([torch.cat([valid[b] for b in range(4) if group[b] == g], -1).sum(-1) for g in (0, 1)])
+    want_sq = torch.stack([torch.cat([valid[b] for b in range(4) if group[b] == g], -1).square().sum(-1) for g in (0, 1)])
+    for chunk in (1, 4 * 20 * 3, 2**22):
+        monkeypatch.setattr(Moments, "CHUNK", chunk)
+        m = Moments(2, 37)
+        m.add(feats, frames, group)
+        torch.testing.assert_close(m.total, want)
+        torch.testing.assert_close(m.total_sq, want_sq)
+        assert m.count.flatten().tolist() == [33.0, 6.0]

@@ -26,6 +26,8 @@ class Moments:
     3.0
     """
 
+    CHUNK = 2**22  # values per slice in ``add`` (32 MB of float64)
+
     def __init__(self, groups: int, rows: int, device: torch.device | str = "cpu"):
         self.total = torch.zeros(groups, rows, dtype=torch.float64, device=device)
         self.total_sq = torch.zeros_like(self.total)
@@ -33,13 +35,19 @@ class Moments:
 
     @torch.no_grad()
     def add(self, feats: torch.Tensor, frames: torch.Tensor, group: torch.Tensor | None = None) -> None:
-        """Valid frames of feats (B, F, T') with frame lengths (B,); ``group`` (B,) picks the row of each clip."""
-        feats = feats.to(self.total)
-        mask = length_mask(frames.to(feats.device).clamp(max=feats.shape[-1]), feats.shape[-1])[:, None, :]
-        group = torch.zeros(len(feats), dtype=torch.long, device=feats.device) if group is None else group.to(feats.device)
-        self.total.index_add_(0, group, (feats * mask).sum(2))
-        self.total_sq.index_add_(0, group, (feats**2 * mask).sum(2))
-        self.count.index_add_(0, group, mask.sum(2).double())
+        """Valid frames of feats (B, F, T') with frame lengths (B,); ``group`` (B,) picks the row of each clip.
+
+        Rows go in slices of about ``CHUNK`` values: a batch of an SSL model's 13 x 768 rows is 256 MB in
+        float32, and its float64 copies (the value, masked, squared) would be three times that at once."""
+        device = self.total.device
+        mask = length_mask(frames.to(device).clamp(max=feats.shape[-1]), feats.shape[-1])[:, None, :].double()
+        group = torch.zeros(len(feats), dtype=torch.long, device=device) if group is None else group.to(device)
+        step = max(1, self.CHUNK // max(1, feats.shape[0] * feats.shape[-1]))
+        for start in range(0, feats.shape[1], step):
+            x = feats[:, start:start + step].to(self.total) * mask  # padding frames count as nothing
+            self.total[:, start:start + step].index_add_(0, group, x.sum(2))
+            self.total_sq[:, start:start + step].index_add_(0, group, x.square_().sum(2))
+        self.count.index_add_(0, group, mask.sum(2))
 
     def all_reduce(self) -> Moments:
         """Sum across DDP ranks (each rank saw its share of the batches); a no-op without DDP."""
