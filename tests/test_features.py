@@ -160,3 +160,22 @@ def test_moments_in_row_slices_equal_the_whole(monkeypatch):
         torch.testing.assert_close(m.total, want)
         torch.testing.assert_close(m.total_sq, want_sq)
         assert m.count.flatten().tolist() == [33.0, 6.0]
+
+
+def test_layer_mix_one_layer_at_a_time_equals_the_whole_stack():
+    """LayerMix sums the layers one at a time (bounded memory): the same values and gradients as normalising and
+    weighting the whole (B, L, T', H) stack at once, SUPERB's way."""
+    from ser.features.upstream import LayerMix
+
+    torch.manual_seed(0)
+    mix = LayerMix(num_layers=3, hidden_size=8)
+    with torch.no_grad():
+        mix.logits.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    stacked = torch.randn(2, 3 * 8, 5, requires_grad=True)
+    layers = stacked.reshape(2, 3, 8, 5).transpose(2, 3)
+    want = (torch.nn.functional.layer_norm(layers, (8,)) * mix.logits.softmax(0)[None, :, None, None]).sum(1)
+    want = want.transpose(1, 2)
+    got = mix(stacked)
+    torch.testing.assert_close(got, want)
+    grads = torch.autograd.grad(got.square().sum(), [stacked, mix.logits])
+    torch.testing.assert_close(grads, torch.autograd.grad(want.square().sum(), [stacked, mix.logits]))

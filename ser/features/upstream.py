@@ -45,11 +45,14 @@ class LayerMix(nn.Module):
         self.logits = nn.Parameter(torch.zeros(num_layers))
 
     def forward(self, stacked: torch.Tensor) -> torch.Tensor:
-        b, _, t = stacked.shape
-        layers = stacked.reshape(b, self.num_layers, self.hidden_size, t).transpose(2, 3)  # (B, L, T', H)
-        layers = nn.functional.layer_norm(layers, (self.hidden_size,))
-        weights = self.logits.softmax(0)[None, :, None, None]
-        return (layers * weights).sum(1).transpose(1, 2)  # (B, H, T')
+        # One layer at a time: the whole stack normalised and weighted at once is two more copies of the
+        # input (a batch of 13 x 768 rows: 256 MB each), this is a few of one layer's.
+        weights = self.logits.softmax(0)
+        out = None
+        for k, layer in enumerate(stacked.split(self.hidden_size, dim=1)):  # (B, H, T') each
+            normed = nn.functional.layer_norm(layer.transpose(1, 2), (self.hidden_size,)) * weights[k]  # (B, T', H)
+            out = normed if out is None else out + normed
+        return out.transpose(1, 2)  # (B, H, T')
 
 
 class Upstream(nn.Module):
