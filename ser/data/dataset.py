@@ -61,14 +61,17 @@ class ClipDataset(Dataset):
 
 
 def collate(items: list[tuple[torch.Tensor, int, int, int, int]]) -> dict[str, torch.Tensor]:
-    """Zero-padded along time -> waves (B, T) and lengths (B,) in samples, or, for cached upstream
-    features, feats (B, F, T') float32 and frames (B,); with labels (B,), index (B,) into the
-    dataset, speakers (B,) and corpora (B,)."""
+    """Zero-padded along time -> waves (B, T) float32 and lengths (B,) in samples, or, for cached upstream
+    features, feats (B, F, T') in their stored precision (float16: half the memory and the copy to the
+    device; the frontend's ``from_cache`` computes in float32) and frames (B,); with labels (B,), index (B,)
+    into the dataset, speakers (B,) and corpora (B,)."""
     clips, labels, index, speakers, corpora = zip(*items)
     lengths = torch.tensor([c.shape[-1] for c in clips])
-    batch = torch.zeros(len(clips), *clips[0].shape[:-1], int(lengths.max()))
+    waves = clips[0].dim() == 1
+    dtype = torch.float32 if waves or not clips[0].is_floating_point() else clips[0].dtype
+    batch = torch.zeros(len(clips), *clips[0].shape[:-1], int(lengths.max()), dtype=dtype)
     for row, c in zip(batch, clips):
         row[..., : c.shape[-1]] = c
-    names = ("waves", "lengths") if clips[0].dim() == 1 else ("feats", "frames")
+    names = ("waves", "lengths") if waves else ("feats", "frames")
     return {names[0]: batch, names[1]: lengths, "labels": torch.tensor(labels), "index": torch.tensor(index),
             "speakers": torch.tensor(speakers), "corpora": torch.tensor(corpora)}

@@ -49,8 +49,8 @@ class LayerMix(nn.Module):
         # input (a batch of 13 x 768 rows: 256 MB each), this is a few of one layer's.
         weights = self.logits.softmax(0)
         out = None
-        for k, layer in enumerate(stacked.split(self.hidden_size, dim=1)):  # (B, H, T') each
-            normed = nn.functional.layer_norm(layer.transpose(1, 2), (self.hidden_size,)) * weights[k]  # (B, T', H)
+        for k, layer in enumerate(stacked.split(self.hidden_size, dim=1)):  # (B, H, T') each, float16 if stored so
+            normed = nn.functional.layer_norm(layer.transpose(1, 2).float(), (self.hidden_size,)) * weights[k]
             out = normed if out is None else out + normed
         return out.transpose(1, 2)  # (B, H, T')
 
@@ -131,9 +131,10 @@ class Upstream(nn.Module):
         return torch.cat(states, dim=1) if len(states) > 1 else states[0], frames
 
     def from_cache(self, stacked: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``encode``'s output (B, L * H, T') -> features (B, F, T'): the learned layer weighting, if any."""
+        """``encode``'s output (B, L * H, T'), float32 or as stored (float16) -> features (B, F, T') float32:
+        the learned layer weighting, if any."""
         if self.mix is None:
-            return stacked, frames
+            return stacked.float(), frames
         return self.mix(stacked) * (torch.arange(stacked.shape[-1], device=frames.device) < frames[:, None])[:, None], frames
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
