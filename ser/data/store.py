@@ -22,6 +22,7 @@ machine share the shards through the operating system's page cache instead of ea
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ class Entry:
     crc: int
     meta: dict | None = field(default=None, compare=False)  # what the writer said about it (e.g. its source)
 
-    @property
+    @functools.cached_property  # read per batch item: np.prod costs more than the small reads it sizes
     def nbytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
@@ -129,14 +130,15 @@ class ArrayStore:
         for entry in list(self.entries.get(digest, ())):
             raw = self._read(digest, entry)
             if raw is not None:
-                return entry, np.frombuffer(raw, entry.dtype).reshape(entry.shape)
+                return entry, raw.view(entry.dtype).reshape(entry.shape)
             self.entries[digest].remove(entry)
         if not self.entries.get(digest):
             self.entries.pop(digest, None)
         return None
 
-    def _read(self, digest: str, entry: Entry) -> bytearray | None:
-        """The entry's bytes, once its shard is long enough and (first time in this process) its CRC matches."""
+    def _read(self, digest: str, entry: Entry) -> np.ndarray | None:
+        """The entry's bytes (uint8, memory of their own), once its shard is long enough and (first time in this
+        process) its CRC matches. ``os.preadv`` copies them from the page cache straight into the array."""
         path = self.folder / f"{entry.shard}.bin"
         fd = self._fds.get(entry.shard)
         if fd is None:
@@ -145,10 +147,11 @@ class ArrayStore:
             except FileNotFoundError:
                 log.warning("store %s: %s is missing (%s); it will be rebuilt", self.folder, path.name, digest[:12])
                 return None
-        raw = bytearray(os.pread(fd, entry.nbytes, entry.offset))
-        if len(raw) < entry.nbytes:
+        raw = np.empty(entry.nbytes, np.uint8)
+        got = os.preadv(fd, [raw], entry.offset) if entry.nbytes else 0
+        if got < entry.nbytes:
             log.warning("store %s: %s is truncated (%s ends at byte %d of %d); it will be rebuilt",
-                        self.folder, path.name, digest[:12], entry.offset + entry.nbytes, entry.offset + len(raw))
+                        self.folder, path.name, digest[:12], entry.offset + entry.nbytes, entry.offset + got)
             return None
         if (entry.shard, entry.offset) not in self._verified:
             if zlib.crc32(raw) != entry.crc:
