@@ -116,3 +116,31 @@ def test_a_full_disk_stops_with_the_store_named(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "_bin", Full())
     with pytest.raises(StoreFullError, match=str(tmp_path / "s")):
         store.put("b", np.zeros(4, np.float32))
+
+
+def test_a_small_store_is_held_in_memory_and_a_large_one_read_per_batch(tmp_path, make_cfg, caplog):
+    """data.resident_mb: stored items that fit are read once into memory (tensors, equal to the store's), more
+    stay handles read per item; the data module's audio follows it."""
+    import torch
+    from hydra.utils import instantiate
+
+    from ser.data.store import Stored, resident
+
+    arrays = _arrays()
+    store = ArrayStore(tmp_path / "s")
+    handles = [Stored(store, key, a.shape, a.dtype.str) for key, a in arrays.items() if store.put(key, a)]
+    size = sum(a.nbytes for a in arrays.values())
+    with caplog.at_level(logging.INFO, logger="ser.data.store"):
+        held = resident(handles, size / 2**20, "test items")
+        kept = resident(handles, size / 2**20 / 2, "test items")
+    assert all(torch.is_tensor(x) for x in held) and kept is handles
+    assert all(np.array_equal(x.numpy(), a) for x, a in zip(held, arrays.values()))
+    assert "held in memory" in caplog.text and "read per batch" in caplog.text
+    audio = f"data.cache_dir={tmp_path / 'audio'}"
+    dm = instantiate(make_cfg(audio, "data.resident_mb=0").data)
+    dm.load()
+    assert all(isinstance(dm.waves.handle(i), Stored) for i in range(len(dm.waves)))
+    small = instantiate(make_cfg(audio).data)
+    small.load()
+    assert all(torch.is_tensor(small.waves.handle(i)) for i in range(len(small.waves)))
+    assert all(torch.equal(a, b) for a, b in zip(dm.waves, small.waves))

@@ -20,7 +20,7 @@ from ser.data.exclude import excluded_indices
 from ser.data.inject import Injection, degrade, fold_rng, keep_share, replace_labels
 from ser.data.samplers import BalancedBatchSampler, BucketBatchSampler
 from ser.data.splits import Fold, check_disjoint, check_duplicates
-from ser.data.store import materialize
+from ser.data.store import materialize, resident
 from ser.data.upstream_cache import UpstreamCache
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class SERDataModule(L.LightningDataModule):
         conditions: multi-condition training (the ``conditions`` config, ``ser.data.conditions.Conditions``):
             degraded copies of every training utterance, made once (through a frozen upstream, cached),
             one of which (or the clean utterance) each epoch trains on; None or ``copies: 0``: off.
+        resident_mb: stored audio, or a frozen upstream's stored output, that takes at most this many MB
+            once read is held in memory (as fast as before the store; each process its own copy); more is
+            read per batch from the store, so memory stays flat as the corpus grows. 0: always per batch.
         columns, label_map: ``data=hf`` only (``ser.corpora.hf``): the dataset's columns for audio, label,
             speaker and split, and its labels' canonical names.
     """
@@ -97,6 +100,7 @@ class SERDataModule(L.LightningDataModule):
         conditions: dict | None = None,
         columns: dict | None = None,
         label_map: dict | None = None,
+        resident_mb: float = 1024,
     ):
         super().__init__()
         if balance not in (None, "corpus"):
@@ -104,7 +108,8 @@ class SERDataModule(L.LightningDataModule):
         options = {k: v for k, v in (("corpora", corpora), ("columns", columns), ("label_map", label_map)) if v is not None}
         # the fold-independent half: the corpus listed, its labels kept, its audio decoded once
         self.data = DecodedCorpus(corpus(root=root, **options), sample_rate, labels, merge, min_duration_s,
-                                  on_bad_file, cache_dir)
+                                  on_bad_file, cache_dir, resident_mb)
+        self.resident_mb = resident_mb
         self.balance = balance
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
         self.max_train_s, self.max_eval_s = max_train_s, max_eval_s
@@ -274,7 +279,8 @@ class SERDataModule(L.LightningDataModule):
         key = frontend.cache_key()
         if key != self.cached_key:
             handles = [self.waves.handle(i) for i in range(len(self.waves))]
-            self.cached = self.upstream_cache.features(frontend, handles, device, self.digests)
+            self.cached = resident(self.upstream_cache.features(frontend, handles, device, self.digests),
+                                   self.resident_mb, f"{type(frontend).__name__} features")
             self.cached_key = key
             self.frames_per_sample = 1 / frontend.hop_length
         self.upstream = (frontend, device)

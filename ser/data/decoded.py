@@ -17,7 +17,7 @@ from ser.audio import AudioCache, AudioError, beyond_full_scale, content_digest,
 from ser.corpora.labels import canonical, ordered
 from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
-from ser.data.store import LazyList
+from ser.data.store import LazyList, resident
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,13 @@ class DecodedCorpus:
         on_bad_file: ``error`` (stop, naming the file) or ``skip`` (leave it out, listed in ``skipped``).
         cache_dir: the audio store's folder (``ser.audio.AudioCache``): runs hold handles read per
             batch; None decodes into memory every run.
+        resident_mb: decoded audio of at most this size (float32) is held in memory once loaded from the
+            store; more is read per batch (``ser.data.store.resident``).
     """
 
     def __init__(self, adapter, sample_rate: int = 16000, labels: list[str] | None = None,
                  merge: dict[str, str] | None = None, min_duration_s: float = 0.1, on_bad_file: str = "error",
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, resident_mb: float = 1024):
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
         self.adapter = adapter
@@ -55,6 +57,7 @@ class DecodedCorpus:
         self.merge = {canonical(k): canonical(v) for k, v in (merge or {}).items()}
         self.labels = [canonical(x) for x in labels] if labels else None
         self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
+        self.resident_mb = resident_mb
         # the corpus of every utterance, in data.corpora's order; the batch's ``corpora`` index into it
         self.corpus_names: list[str] = list(getattr(adapter, "names", [adapter.name]))
         self.utterances: list[Utterance] = []
@@ -94,6 +97,8 @@ class DecodedCorpus:
             self.utterances.append(u)
             self.waves.append(wave)
             self.digests.append(digest)
+        self.waves = LazyList(resident([self.waves.handle(i) for i in range(len(self.waves))], self.resident_mb,
+                                       "decoded audio"))
         self.speakers = sorted({u.speaker for u in self.utterances})
         self.out_of_range = [u.path for u in self.utterances if beyond_full_scale(u.path)]
         if self.out_of_range:

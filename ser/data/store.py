@@ -226,6 +226,10 @@ class Stored:
     def numel(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def loaded_nbytes(self) -> int:
+        """Bytes of what ``load()`` returns (scaled integers come back as float32)."""
+        return self.numel() * (4 if self.scale else np.dtype(self.dtype).itemsize)
+
     def load(self):
         import torch
 
@@ -238,6 +242,21 @@ class Stored:
 
     def __repr__(self) -> str:
         return f"Stored({self.digest[:12]}, shape={self.shape}, dtype={self.dtype})"
+
+
+def resident(items: list, budget_mb: float, what: str) -> list:
+    """``items`` (tensors or ``Stored`` handles) read into memory if, read, they take at most ``budget_mb``
+    (``data.resident_mb``): a small corpus is then as fast as holding it in memory always was, and a large one
+    stays on disk, read per batch, so memory stays flat as the corpus grows."""
+    handles = [x for x in items if isinstance(x, Stored)]
+    if not handles:
+        return items
+    size = sum(x.loaded_nbytes() for x in handles)
+    if size > budget_mb * 2**20:
+        log.info("%s: %.2f GB, read per batch from the store (over data.resident_mb=%g)", what, size / 1e9, budget_mb)
+        return items
+    log.info("%s: %.2f GB, held in memory (data.resident_mb=%g)", what, size / 1e9, budget_mb)
+    return [materialize(x) for x in items]
 
 
 def materialize(x):
