@@ -195,7 +195,7 @@ def test_decoded_audio_is_cached_on_disk(make_cfg, tmp_path, monkeypatch):
 
     root = tmp_path / "emodb"
     build(root, "emodb")
-    cfg = make_cfg("data=emodb", f"data.root={root}", "data.on_bad_file=skip")
+    cfg = make_cfg("data=emodb", f"data.root={root}", "data.on_bad_file=skip", "data.resident_mb=0")
     first = instantiate(cfg.data)
     first.load()
     assert len(first.waves) >= 4 and isinstance(first.waves.handle(0), Stored)  # a handle, read when indexed

@@ -40,7 +40,7 @@ def loaded(make_cfg, cache_dir, *overrides, **kw):
 
 
 def test_speakers_are_namespaced_and_classes_harmonised(make_cfg, cache_dir, caplog):
-    with caplog.at_level(logging.INFO, logger="ser.data.datamodule"):
+    with caplog.at_level(logging.INFO, logger="ser.data.decoded"):
         _, dm = loaded(make_cfg, cache_dir, b_emotions="[neutral, sadness, anger, fear]", speakers=(4, 3), per_speaker=8)
     # both synthetic corpora call their speakers s01, s02, ...: the prefix keeps them apart
     assert dm.speakers == [f"a/s{i:02d}" for i in range(1, 5)] + [f"b/s{i:02d}" for i in range(1, 4)]
@@ -50,7 +50,7 @@ def test_speakers_are_namespaced_and_classes_harmonised(make_cfg, cache_dir, cap
     line = next(r.getMessage() for r in caplog.records if "every corpus has" in r.getMessage())
     assert "happiness (a: 8)" in line and "fear (b: 6)" in line  # 4 speakers x 2, 3 speakers x 2 of each class
     # data.labels still selects, and a class one corpus lacks is named
-    with caplog.at_level(logging.WARNING, logger="ser.data.datamodule"):
+    with caplog.at_level(logging.WARNING, logger="ser.data.decoded"):
         _, dm = loaded(make_cfg, cache_dir, "data.labels=[anger,happiness]", b_emotions="[neutral, sadness, anger, fear]",
                        speakers=(4, 3), per_speaker=8)
     assert dm.class_names == ["anger", "happiness"]
