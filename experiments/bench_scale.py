@@ -31,6 +31,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,13 +165,16 @@ def tree_memory(pid: int) -> tuple[float, float]:
 def run_sampled(cmd: list[str], env: dict) -> dict:
     """Run ``cmd`` (train.py), sampling its process tree's memory every 0.2 s: the peaks of the sums."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak_rss = peak_pss = 0.0
-    while proc.poll() is None:
-        rss, pss = tree_memory(proc.pid)
-        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-        time.sleep(0.2)
-    err = proc.stderr.read()
+    # stderr to a file, not a pipe read at the end: progress bars fill a pipe's 64 KB and the run blocks on it
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        peak_rss = peak_pss = 0.0
+        while proc.poll() is None:
+            rss, pss = tree_memory(proc.pid)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            time.sleep(0.2)
+        log.seek(0)
+        err = log.read()
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
     return {"wall_s": time.perf_counter() - start, "peak_rss_gb": peak_rss, "peak_pss_gb": peak_pss}
