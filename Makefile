@@ -1,5 +1,6 @@
 # make train  - set up .venv (first time only) and train on the built-in synthetic corpus
 # make test   - set up .venv (first time only) and run the test suite on CPU
+# make lint   - ruff, and the layers contract of pyproject.toml (import-linter)
 # Extra Hydra overrides: make train ARGS="model=cnn features=mfcc"
 
 PYTHON ?= python3
@@ -25,6 +26,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check ser tests experiments train.py
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .cache runs

@@ -55,10 +55,24 @@ def fail(err: BaseException) -> None:
     sys.exit(2)
 
 
+def check_command_line() -> None:
+    """A mistaken ``key=value`` ends here, in a second, before torch and Lightning are imported."""
+    overrides = command_overrides(sys.argv[1:])
+    if overrides is not None:
+        try:
+            check_overrides("train", overrides)
+        except config_errors() as err:
+            fail(err)
+
+
+if __name__ == "__main__":
+    check_command_line()
+
+from ser.train import train  # noqa: E402  torch and Lightning: seconds to import, once the command line is good
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    from ser.train import train  # torch and Lightning take seconds to import: not before the command line is checked
-
     try:
         metrics = train(cfg)
     except user_errors() as err:
@@ -68,15 +82,5 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return metrics.get(cfg.get("optimized_metric"))
 
 
-def main() -> None:
-    overrides = command_overrides(sys.argv[1:])
-    if overrides is not None:
-        try:
-            check_overrides("train", overrides)
-        except config_errors() as err:
-            fail(err)
-    hydra_main()
-
-
 if __name__ == "__main__":
-    main()
+    hydra_main()

@@ -19,7 +19,7 @@ Printed per row: store build time (decoding into the audio store, and for the up
 frames into the feature store; a later run reads them), store size on disk, peak RSS, and training
 utterances per second (the epoch after the build). ``--in-memory`` runs the same with
 ``data.cache_dir=null data.feature_cache_dir=null`` (today's path before the store: everything in RAM).
-Extra arguments are Hydra overrides for every run (``trainer=gpu``, ``data.num_workers=2``).
+Extra arguments are Hydra overrides for every run (``trainer=gpu``, ``loader.num_workers=2``).
 """
 
 from __future__ import annotations
@@ -101,30 +101,33 @@ def child(args) -> None:
     from omegaconf import open_dict
 
     from experiments.bench_train import StepTimer
+    from ser.build import build_datamodule, build_module
     from ser.callbacks import FitFeatureNorm
-    from ser.inspect import compose_cli
-    from ser.train import build_module, reuse_freed_memory
+    from ser.cli import compose_config
+    from ser.data.upstream_cache import Upstream
+    from ser.train import reuse_freed_memory
 
     reuse_freed_memory()
-    cfg = compose_cli(json.loads(args.child))
+    cfg = compose_config("train", json.loads(args.child))
     with open_dict(cfg):
         cfg.paths.output_dir = str(Path(args.cache) / "run")
     L.seed_everything(cfg.seed)
     start = time.perf_counter()
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()
-    dm.use_fold(instantiate(cfg.split).folds(dm.utterances)[0])
-    module = build_module(cfg, dm.class_names, dm.train_class_counts())
+    dm.use_fold(instantiate(cfg.split).folds(dm.corpus.utterances)[0])
+    module = build_module(cfg, dm.corpus.class_names, dm.train_class_counts())
     timer = StepTimer()
     trainer = instantiate(cfg.trainer, max_epochs=args.epochs, logger=False, callbacks=[timer, FitFeatureNorm()],
                           enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
                           enable_progress_bar=False, enable_model_summary=False)
-    dm.use_frontend(module.frontend, trainer.strategy.root_device)  # a frozen upstream: extracted (or read) here
+    # a frozen upstream: extracted (or read) here
+    dm.use_upstream(Upstream.of(module.frontend, trainer.strategy.root_device, dm.corpus.upstream_cache))
     build = time.perf_counter() - start
     trainer.fit(module, datamodule=dm)
     epoch = timer.epochs[-1]
     print(json.dumps({"build_s": build, "utt_per_s": epoch["items"] / epoch["wall"], "items": epoch["items"],
-                      "utterances": len(dm.utterances),
+                      "utterances": len(dm.corpus.utterances),
                       "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 
 

@@ -3,7 +3,7 @@ spent waiting for data, for each encoder, through the real config and data path.
 
     python experiments/bench_train.py [--emodb DIR] [--epochs 2] [--models cnn,lstm,cnn_lstm] [override ...]
 
-Extra arguments are Hydra overrides (``trainer=gpu``, ``data.num_workers=2``, ``data.batch_size=16``,
+Extra arguments are Hydra overrides (``trainer=gpu``, ``loader.num_workers=2``, ``loader.batch_size=16``,
 ``compile=true``). The first epoch is a warm-up; the figures are from the later ones. Data wait
 is the time between one training step's end and the next one's start (the loader fetching and
 collating a batch, and the copy to the device), against the whole epoch.
@@ -26,9 +26,11 @@ sys.path.insert(0, str(ROOT))
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
+from ser.build import build_datamodule, build_module  # noqa: E402
 from ser.callbacks import FitFeatureNorm  # noqa: E402
-from ser.inspect import compose_cli  # noqa: E402
-from ser.train import build_module, reuse_freed_memory  # noqa: E402
+from ser.cli import compose_config  # noqa: E402
+from ser.data.upstream_cache import Upstream  # noqa: E402
+from ser.train import reuse_freed_memory  # noqa: E402
 
 DEFAULT_EMODB = os.environ.get("SER_EMODB", str(ROOT.parent / "shared" / "data" / "emodb"))
 
@@ -59,20 +61,21 @@ class StepTimer(L.Callback):
 
 
 def bench(model: str, overrides: list[str], epochs: int) -> dict:
-    cfg = compose_cli(["data=emodb", f"model={model}", *overrides])
+    cfg = compose_config("train", ["data=emodb", f"model={model}", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(ROOT / "runs" / "bench_train")
     L.seed_everything(cfg.seed)
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()
-    dm.use_fold(instantiate(cfg.split).folds(dm.utterances)[0])
-    module = build_module(cfg, dm.class_names, dm.train_class_counts())
+    dm.use_fold(instantiate(cfg.split).folds(dm.corpus.utterances)[0])
+    module = build_module(cfg, dm.corpus.class_names, dm.train_class_counts())
     timer = StepTimer()
     trainer = instantiate(cfg.trainer, max_epochs=epochs, logger=False, callbacks=[timer, FitFeatureNorm()],
                           enable_checkpointing=False,
                           limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=False,
                           enable_model_summary=False)
-    dm.use_frontend(module.frontend, trainer.strategy.root_device)  # a frozen upstream: computed once, before timing
+    # a frozen upstream: computed once, before timing
+    dm.use_upstream(Upstream.of(module.frontend, trainer.strategy.root_device, dm.corpus.upstream_cache))
     trainer.fit(module, datamodule=dm)
     later = timer.epochs[1:] or timer.epochs
     wall = sum(e["wall"] for e in later) / len(later)
@@ -92,7 +95,7 @@ def main() -> None:
     overrides = [f"data.root={args.emodb}", *overrides]
     rows = [bench(m, overrides, args.epochs) for m in args.models.split(",")]
     device = "cuda" if any("gpu" in o for o in overrides) else "cpu"
-    print(f"EmoDB training split ({rows[0]['items']} utterances, crops of at most data.max_train_s), {device}, "
+    print(f"EmoDB training split ({rows[0]['items']} utterances, crops of at most loader.max_train_s), {device}, "
           f"torch threads {torch.get_num_threads()}, overrides {overrides[1:] or 'none'}")
     print(f"{'encoder':10s} {'params':>9s} {'utt/s':>8s} {'s/epoch':>8s} {'data wait':>10s}")
     for r in rows:

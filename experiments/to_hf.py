@@ -22,14 +22,14 @@ def main(argv: list[str] | None = None) -> Path:
     import datasets
     from hydra.utils import instantiate
 
+    from ser.cli import compose_config
     from ser.corpora.labels import ordered
-    from ser.inspect import compose_cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     out = next((a.split("=", 1)[1] for a in argv if a.startswith("out=")), None)
     if not out:
         raise SystemExit("usage: python experiments/to_hf.py data=<corpus> data.root=<dir> out=<folder>")
-    cfg = compose_cli([a for a in argv if not a.startswith("out=")])
+    cfg = compose_config("train", [a for a in argv if not a.startswith("out=")])
     corpus = instantiate(cfg.data.corpus)(root=cfg.data.root)
     utterances, problems = corpus.scan()
     if problems:

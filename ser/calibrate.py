@@ -11,11 +11,11 @@ it in the tested checkpoint (the ``temperature`` buffer), so ``ser.predict``, ``
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
 
+from ser import rundir
 from ser.data.splits import Fold
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,4 @@ def write_temperature(ckpt: str | Path, temperature: float) -> None:
     ckpt = Path(ckpt)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     state["state_dict"]["temperature"] = torch.tensor(float(temperature))
-    tmp = ckpt.with_name(f".{ckpt.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(ckpt)
+    rundir.atomic(ckpt, lambda tmp: torch.save(state, tmp))

@@ -8,11 +8,12 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ser.features.normalize import Moments, Standardize
+from ser import rundir
+from ser.models.pipeline import predict
+from ser.nn import Moments, Standardize
 
 log = logging.getLogger(__name__)
 
-AVERAGED = "averaged.ckpt"
 
 
 class FitFeatureNorm(L.Callback):
@@ -31,7 +32,7 @@ class FitFeatureNorm(L.Callback):
         if norm.needs_fit:
             norm.fit(self.moments(pl_module, dm.train_dataloader(), groups=1))
         if norm.needs_speakers:
-            groups = len(dm.speakers) if norm.group_key == "speakers" else len(dm.corpus_names)
+            groups = len(dm.corpus.speakers) if norm.group_key == "speakers" else len(dm.corpus.corpus_names)
             norm.fit_speakers(self.moments(pl_module, dm.speaker_dataloader(), groups=groups, key=norm.group_key))
         for module in pl_module.modules():
             if isinstance(module, Standardize) and not module.fitted:
@@ -48,16 +49,10 @@ class FitFeatureNorm(L.Callback):
             moments.add(x, torch.ones(len(x), dtype=torch.long, device=x.device))
 
         hook = module.register_forward_hook(collect)
-        was_training = pl_module.training
-        pl_module.eval()
         try:
-            for batch in loader:
-                batch = {k: v.to(pl_module.device) for k, v in batch.items()}
-                feats, frames = pl_module.frontend_features(batch)
-                pl_module.classify(pl_module.normalizer(feats, frames, pl_module.groups_of(batch)), frames)
+            predict(pl_module, loader)  # the hook collects; the predictions are not needed
         finally:
             hook.remove()
-            pl_module.train(was_training)
         return moments.all_reduce()
 
     @staticmethod
@@ -121,7 +116,7 @@ class AverageLastEpochs(L.Callback):
 
     @property
     def path(self) -> Path:
-        return Path(self.dirpath or ".") / AVERAGED
+        return Path(self.dirpath or ".") / rundir.AVERAGED
 
     def state_dict(self) -> dict:
         return {"total": self.total, "count": self.count}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import OmegaConf
 
-if TYPE_CHECKING:
-    from ser.models.module import SERModule
+from ser.build import build_module
+from ser.models.module import SERModule
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> SERModule:
@@ -17,8 +16,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SERModul
 
     Loaded with ``weights_only=True``: a checkpoint cannot run code when it is opened.
     """
-    from ser.train import build_module  # train imports Lightning callbacks; keep this module light
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ckpt={path}: no such checkpoint (look in <run dir>/checkpoints/)")

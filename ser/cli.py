@@ -37,12 +37,10 @@ class UserError(Exception):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "the input was wrong", reported without a traceback. ValueError and
-    FileNotFoundError are what this project raises for bad values, files and folders, always with
+    """The exceptions that mean "the input was wrong", reported without a traceback. ValueError (``AudioError``
+    among them) and FileNotFoundError are what this project raises for bad values, files and folders, always with
     the file or key named; a bug that raises one still shows its traceback with HYDRA_FULL_ERROR=1."""
-    from ser.audio import AudioError
-
-    return (UserError, AudioError, HydraException, OmegaConfBaseException, ValueError, FileNotFoundError,
+    return (UserError, HydraException, OmegaConfBaseException, ValueError, FileNotFoundError,
             NotADirectoryError, PermissionError, ImportError)
 
 
@@ -147,10 +145,17 @@ def _unknown_key(cfg: DictConfig, key: str) -> str:
     prefix = f"{where}." if where else ""
     shown = ", ".join(f"{prefix}{k}" for k in valid[:25]) + (", ..." if len(valid) > 25 else "")
     message = f"unknown option '{key}'. {'Options of ' + where if where else 'Top-level options'}: {shown}"
-    message += _closest(missing, valid, prefix=prefix) or "."
-    if where and "_target_" in parent:
+    elsewhere = _elsewhere(cfg, missing)
+    message += _closest(missing, valid, prefix=prefix) or elsewhere or "."
+    if where and "_target_" in parent and not elsewhere:
         message += f" A new argument of {parent['_target_']} is added with '+{key}=...'."
     return message
+
+
+def _elsewhere(cfg: DictConfig, name: str) -> str:
+    """A hint when an option of this name lives under another group (``data.batch_size`` is ``loader.batch_size``)."""
+    found = [f"{key}.{name}" for key in cfg.keys() if isinstance(cfg.get(key), DictConfig) and name in cfg[key]]
+    return f". '{name}' is {' or '.join(repr(f) for f in found)}." if found else ""
 
 
 def _closest(word: str, options: list[str], prefix: str = "") -> str:
@@ -218,7 +223,7 @@ def run_command(prog: str, doc: str, config_name: str, body: Callable[[DictConfi
     """Compose ``conf/<config_name>.yaml`` with ``argv`` and run ``body(cfg)``; ``--help`` prints the
     options. A user error prints ``<prog>: error: <message>`` and returns 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help", "help") for a in argv):
+    if wants_help(argv):
         cfg = _compose(config_name, [])
         print(help_text(prog, doc, help_cfg(cfg) if help_cfg else cfg, groups))
         return 0
@@ -226,11 +231,33 @@ def run_command(prog: str, doc: str, config_name: str, body: Callable[[DictConfi
         cfg = compose_config(config_name, argv)
         result = body(cfg)
     except user_errors() as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"{prog}: error: {short(err)}\n(`{prog} --help` lists the options)", file=sys.stderr)
-        return 2
+        return refuse(prog, err)
     return 0 if result is None else result  # an exit status, or what the command returns to a Python caller
+
+
+def check_early(prog: str, doc: str, config_name: str, argv: list[str],
+                help_cfg: Callable[[DictConfig], DictConfig] | None = None, groups: list[str] = ()) -> None:
+    """For a command run as a script, before its heavy imports (torch and Lightning take seconds): answer
+    ``--help`` and refuse a mistaken command line (unknown key, wrong kind of value, missing option) at once,
+    exiting with status 0 or 2; return when the command line composes."""
+    if wants_help(argv):
+        sys.exit(run_command(prog, doc, config_name, lambda cfg: None, argv, help_cfg, groups))
+    try:
+        compose_config(config_name, argv)
+    except config_errors() as err:
+        sys.exit(refuse(prog, err))
+
+
+def wants_help(argv: list[str]) -> bool:
+    return any(a in ("-h", "--help", "help") for a in argv)
+
+
+def refuse(prog: str, err: BaseException) -> int:
+    """``<prog>: error: <message>`` on stderr and status 2 (``HYDRA_FULL_ERROR=1``: the traceback instead)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise err
+    print(f"{prog}: error: {short(err)}\n(`{prog} --help` lists the options)", file=sys.stderr)
+    return 2
 
 
 def short(err: BaseException) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+
+from ser import rundir, stats
 
 HEADLINE = ("test/ua", "test/wa", "test/macro_f1")
 
@@ -28,9 +29,7 @@ def summarize(folds: list[dict], class_names: list[str]) -> dict:
     table = {k: np.array([f["metrics"][k] for f in folds], dtype=float) for k in keys}
     ddof = 1 if len(folds) > 1 else 0
     confusion = np.sum([np.asarray(f["confusion"], dtype=np.int64) for f in folds], axis=0)
-    support = confusion.sum(axis=1)
-    recall = np.divide(np.diag(confusion), support, out=np.zeros(len(class_names)), where=support > 0)
-    present = support > 0
+    pooled = stats.scores(confusion)
     return {
         "folds": [
             {"fold": f["fold"], "test_speakers": f["test_speakers"], "n_test": int(np.sum(f["confusion"]))}
@@ -43,9 +42,9 @@ def summarize(folds: list[dict], class_names: list[str]) -> dict:
         "pooled": {
             "class_names": list(class_names),
             "confusion_matrix": confusion.tolist(),
-            "recall": dict(zip(class_names, recall.round(6).tolist())),
-            "ua": float(recall[present].mean()),
-            "wa": float(np.trace(confusion) / max(confusion.sum(), 1)),
+            "recall": dict(zip(class_names, pooled["recall"].round(6).tolist())),
+            "ua": pooled["ua"],
+            "wa": pooled["wa"],
         },
     }
 
@@ -73,5 +72,5 @@ def to_markdown(summary: dict, title: str = "Cross-validation") -> str:
 
 
 def write_summary(run_dir: Path, summary: dict, title: str = "Cross-validation") -> None:
-    (run_dir / "cv_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (run_dir / "cv_summary.md").write_text(to_markdown(summary, title))
+    rundir.write_json(run_dir / rundir.CV_SUMMARY, summary)
+    rundir.write_text(run_dir / rundir.CV_MARKDOWN, to_markdown(summary, title))

@@ -17,12 +17,17 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
-from torch import nn
+from ser.cli import check_early, run_command
 
-from ser.checkpoint import load_model
-from ser.cli import run_command
-from ser.models.pipeline import Pipeline
+PROG = "python -m ser.export"
+if __name__ == "__main__":  # --help and a mistaken option are answered before torch and Lightning load (seconds)
+    check_early(PROG, __doc__, "export", sys.argv[1:])
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ser.checkpoint import load_model  # noqa: E402
+from ser.models.pipeline import Pipeline  # noqa: E402
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 
@@ -108,7 +113,7 @@ def export_command(cfg) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("python -m ser.export", __doc__, "export", export_command, argv)
+    return run_command(PROG, __doc__, "export", export_command, argv)
 
 
 if __name__ == "__main__":

@@ -14,40 +14,40 @@ import sys
 from collections import Counter
 
 import soundfile as sf
-from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from ser.cli import compose_config, run_command
-from ser.corpora.multi import corpus_of
+from ser.cli import check_early, run_command
+
+PROG = "python -m ser.inspect"
+if __name__ == "__main__":  # --help and a mistaken option are answered before torch loads (seconds)
+    check_early(PROG, __doc__, "train", sys.argv[1:], lambda cfg: OmegaConf.masked_copy(cfg, ["data"]), ["data"])
+
+from ser.build import build_corpus  # noqa: E402
+from ser.corpora.multi import corpus_of  # noqa: E402
+from ser.data.decoded import DecodedCorpus  # noqa: E402
 
 
-def compose_cli(overrides: list[str], config_name: str = "train"):
-    """The project's Hydra config composed with command-line overrides (no run directory), each
-    override checked first (unknown keys and wrong kinds of value name what is valid)."""
-    return compose_config(config_name, list(overrides))
-
-
-def inspect_corpus(dm) -> dict:
-    """Summarise a loaded data module (after ``dm.load()``); with several corpora (``data=multi``),
-    also each corpus on its own under ``corpora``."""
-    summary = _summary(dm, dm.utterances, [dm.waves.handle(i) for i in range(len(dm.waves))])
-    if len(dm.corpus_names) > 1:
-        summary["corpus"] = dm.corpus_label
+def inspect_corpus(corpus: DecodedCorpus) -> dict:
+    """Summarise a loaded corpus (after ``corpus.load()``); with several corpora (``data=multi``), also each
+    corpus on its own under ``corpora``."""
+    summary = _summary(corpus, list(range(len(corpus))))
+    if len(corpus.corpus_names) > 1:
+        summary["corpus"] = corpus.label
         summary["corpora"] = {}
-        for name in dm.corpus_names:
-            keep = [i for i, u in enumerate(dm.utterances) if corpus_of(u) == name]
-            part = _summary(dm, [dm.utterances[i] for i in keep], [dm.waves.handle(i) for i in keep])
-            part["root"] = str(dm.corpus.parts[name].root)
-            part["skipped"] = [s for s in dm.skipped if s.get("corpus") == name]
+        for name in corpus.corpus_names:
+            part = _summary(corpus, [i for i, u in enumerate(corpus.utterances) if corpus_of(u) == name])
+            part["root"] = str(corpus.adapter.parts[name].root)
+            part["skipped"] = [s for s in corpus.skipped if s.get("corpus") == name]
             summary["corpora"][name] = part | {"corpus": name}
     return summary
 
 
-def _summary(dm, utts, waves) -> dict:
-    durations = [w.numel() / dm.sample_rate for w in waves]
+def _summary(corpus: DecodedCorpus, index: list[int]) -> dict:
+    utts = [corpus.utterances[i] for i in index]
+    durations = [corpus.duration(i) for i in index]
     labels = Counter(u.label for u in utts)
     speakers = sorted({u.speaker for u in utts})
-    table = {label: {s: 0 for s in speakers} for label in dm.class_names}
+    table = {label: {s: 0 for s in speakers} for label in corpus.class_names}
     for u in utts:
         table[u.label][u.speaker] += 1
     rates = Counter()
@@ -58,12 +58,12 @@ def _summary(dm, utts, waves) -> dict:
             rates["unknown"] += 1
     genders = Counter(str(u.extras.get("gender", "")) for u in utts)
     return {
-        "corpus": dm.corpus.name,
-        "root": str(dm.corpus.root),
+        "corpus": corpus.adapter.name,
+        "root": str(corpus.adapter.root),
         "utterances": len(utts),
         "speakers": len(speakers),
         "speaker_ids": speakers,
-        "labels": {label: labels[label] for label in dm.class_names},
+        "labels": {label: labels[label] for label in corpus.class_names},
         "label_by_speaker": table,
         "genders": dict(genders) if any(genders) else {},
         "duration_s": {
@@ -73,9 +73,9 @@ def _summary(dm, utts, waves) -> dict:
             "max": round(max(durations), 3) if durations else 0.0,
         },
         "sample_rates": dict(sorted(rates.items())),
-        "skipped": dm.skipped,
-        "out_of_range": [u.path for u in utts if u.path in set(dm.out_of_range)],
-        "duplicates": [g for g in dm.duplicates if set(g) & {u.path for u in utts}],
+        "skipped": corpus.skipped,
+        "out_of_range": [u.path for u in utts if u.path in set(corpus.out_of_range)],
+        "duplicates": [g for g in corpus.duplicates if set(g) & {u.path for u in utts}],
     }
 
 
@@ -122,17 +122,17 @@ def render_by_corpus(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict | int:
     """The summary (a dict) when called from Python; from the shell, exit status 2 on a user error."""
-    return run_command("python -m ser.inspect", __doc__, "train", inspect_command, argv, groups=["data"],
+    return run_command(PROG, __doc__, "train", inspect_command, argv, groups=["data"],
                        help_cfg=lambda cfg: OmegaConf.masked_copy(cfg, ["data"]))
 
 
 def inspect_command(cfg) -> dict:
     with open_dict(cfg):
         cfg.data.on_bad_file = "skip"  # list every bad file instead of stopping at the first
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.load()
-    summary = inspect_corpus(dm)
+    corpus = build_corpus(cfg)
+    corpus.prepare()
+    corpus.load()
+    summary = inspect_corpus(corpus)
     for name, part in summary.get("corpora", {}).items():
         print(f"== {name} ({part['root']})\n{render(part)}\n", file=sys.stderr)
     print(render_by_corpus(summary) if "corpora" in summary else render(summary), file=sys.stderr)

@@ -13,11 +13,17 @@ import csv
 import sys
 from pathlib import Path
 
-import torch
+from ser.cli import check_early, run_command
 
-from ser.audio import AudioError, load_audio
-from ser.cli import run_command
-from ser.corpora.base import AUDIO_EXTENSIONS
+PROG = "python -m ser.predict"
+if __name__ == "__main__":  # --help and a mistaken option are answered before torch and Lightning load (seconds)
+    check_early(PROG, __doc__, "predict", sys.argv[1:])
+
+import torch  # noqa: E402
+
+from ser.audio import AudioError, load_audio  # noqa: E402
+from ser.checkpoint import load_model  # noqa: E402
+from ser.corpora.base import AUDIO_EXTENSIONS  # noqa: E402
 
 
 def audio_files(target: Path) -> list[Path]:
@@ -43,13 +49,11 @@ def windows(wave: torch.Tensor, rate: int, window_s: float | None, hop_s: float 
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("python -m ser.predict", __doc__, "predict", predict, argv)
+    return run_command(PROG, __doc__, "predict", predict, argv)
 
 
 @torch.no_grad()
 def predict(cfg) -> int:
-    from ser.checkpoint import load_model  # Lightning: seconds to import, not needed for --help
-
     device = cfg.device
     model = load_model(cfg.ckpt, device)
     rate = model.frontend.sample_rate

@@ -14,23 +14,22 @@ Writes results.md and results.csv (and results_by_config.csv) into out (default:
 from __future__ import annotations
 
 import csv
-import itertools
 import json
-import math
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
+from ser import rundir
 from ser.cli import UserError, run_command
+from ser.stats import sign_flip_p, wilcoxon
 
 METRICS = ("test/ua", "test/wa", "test/macro_f1")
 # Keys that differ between runs without being a different experiment.
 IGNORED = ("seed", "resume", "paths.", "data.seed", "data.corpus.seed", "optimized_metric", "data.cache_dir",
-           "data.feature_cache_dir", "data.num_workers", "data.pin_memory")
+           "data.feature_cache_dir", "loader.num_workers", "loader.pin_memory")
 
 
 @dataclass
@@ -61,21 +60,15 @@ def flatten(node, prefix: str = "") -> dict[str, str]:
 
 
 def load_run(folder: Path) -> Run:
-    config = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "config.yaml"), resolve=False)
-    settings = flatten(config)
-    hydra_file = folder / ".hydra" / "hydra.yaml"
-    if hydra_file.is_file():
-        choices = OmegaConf.load(hydra_file).hydra.runtime.choices
-        settings |= {g: str(c) for g, c in choices.items() if not g.startswith("hydra")}
-    status_file = folder / "status.json"
-    status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+    found = rundir.read_config(folder)
+    settings = flatten(found["config"]) | found["choices"]
+    status = rundir.read_status(folder)
     run = Run(folder, settings, settings.get("seed", "?"), status.get("status", ""), error=status.get("error", ""))
-    summary, metrics = folder / "cv_summary.json", folder / "metrics.json"
-    if summary.is_file():
-        run.folds = {str(f["fold"]): {k: f[k] for k in METRICS if k in f} for f in json.loads(summary.read_text())["folds"]}
-    elif metrics.is_file():
-        m = json.loads(metrics.read_text())
-        run.folds = {"test": {k: m[k] for k in METRICS if k in m}}
+    summary, metrics = rundir.read_json(folder / rundir.CV_SUMMARY), rundir.read_json(folder / rundir.METRICS)
+    if summary is not None:
+        run.folds = {str(f["fold"]): {k: f[k] for k in METRICS if k in f} for f in summary["folds"]}
+    elif metrics is not None:
+        run.folds = {"test": {k: metrics[k] for k in METRICS if k in metrics}}
     if not run.folds or any(len(m) < len(METRICS) for m in run.folds.values()):
         run.folds = {}
         run.status = run.status if run.status not in ("", "finished") else "no metrics"
@@ -128,47 +121,6 @@ def matches(run: Run, cond: dict[str, str]) -> bool:
     return all(same(run.settings.get(k), v) for k, v in cond.items())
 
 
-def wilcoxon(d: np.ndarray) -> float:
-    """Two-sided exact p-value of the Wilcoxon signed-rank test (zeros dropped, tied ranks averaged);
-    a normal approximation above 20 pairs."""
-    d = d[d != 0]
-    n = len(d)
-    if n == 0:
-        return 1.0
-    ranks = _ranks(np.abs(d))
-    w = ranks[d > 0].sum()
-    mean = ranks.sum() / 2
-    if n <= 20:
-        signs = np.array(list(itertools.product([0, 1], repeat=n)))
-        null = signs @ ranks
-        return float(min(1.0, np.mean(np.abs(null - mean) >= abs(w - mean) - 1e-9)))
-    sd = math.sqrt((ranks**2).sum() / 4)
-    return float(math.erfc(abs(w - mean) / sd / math.sqrt(2)))
-
-
-def permutation(d: np.ndarray, draws: int = 20000, seed: int = 0) -> float:
-    """Two-sided p-value of the paired permutation (sign-flip) test on the mean difference; exact up to 16 pairs."""
-    n = len(d)
-    if n == 0:
-        return 1.0
-    if n <= 16:
-        signs = np.array(list(itertools.product([-1, 1], repeat=n)))
-    else:
-        signs = np.random.default_rng(seed).choice([-1, 1], size=(draws, n))
-    null = (signs * np.abs(d)).mean(axis=1)
-    return float(np.mean(np.abs(null) >= abs(d.mean()) - 1e-12))
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    for value in np.unique(x):  # ties share the mean rank
-        tie = x == value
-        ranks[tie] = ranks[tie].mean()
-    return ranks
-
-
 def paired(runs: list[Run], a: str, b: str, test: str, metric: str = "test/ua") -> dict:
     ca, cb = condition(a), condition(b)
     side_a, side_b = _side(runs, a, ca, metric), _side(runs, b, cb, metric)
@@ -179,7 +131,7 @@ def paired(runs: list[Run], a: str, b: str, test: str, metric: str = "test/ua") 
     if not shared:
         raise UserError(f"compare: {a} and {b} share no (seed, fold) pair; run both with the same seeds and split")
     d = np.array([side_a[k] - side_b[k] for k in shared])
-    p = wilcoxon(d) if test == "wilcoxon" else permutation(d)
+    p = wilcoxon(d) if test == "wilcoxon" else sign_flip_p(d)
     return {"a": a, "b": b, "metric": metric, "pairs": len(shared), "mean_a": float(np.mean([side_a[k] for k in shared])),
             "mean_b": float(np.mean([side_b[k] for k in shared])), "mean_difference": float(d.mean()),
             "a_better": int((d > 0).sum()), "b_better": int((d < 0).sum()), "test": test, "p": p,

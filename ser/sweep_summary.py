@@ -8,12 +8,12 @@ and sweeps, grouped over seeds and with a paired test, use ``python -m ser.resul
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
+
+from ser import rundir
 
 COLUMNS = ("val/ua", "test/ua", "test/wa", "test/macro_f1")
 
@@ -23,15 +23,10 @@ def collect(sweep_dir: Path) -> list[dict]:
     rows = []
     for job in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
                       key=lambda p: (len(p.name), p.name)):
-        overrides_file = job / ".hydra" / "overrides.yaml"
-        overrides = []
-        if overrides_file.exists():
-            overrides = [line[2:].strip() for line in overrides_file.read_text().splitlines() if line.startswith("- ")]
+        overrides = rundir.read_overrides(job) if (job / ".hydra" / "overrides.yaml").is_file() else []
         row = {"job": job.name, "overrides": " ".join(overrides), "status": "ok"}
-        metrics_file, status_file = job / "metrics.json", job / "status.json"
-        status = json.loads(status_file.read_text()) if status_file.exists() else {}
-        if metrics_file.exists() and status.get("status", "finished") == "finished":
-            metrics = json.loads(metrics_file.read_text())
+        metrics, status = rundir.read_json(job / rundir.METRICS), rundir.read_status(job)
+        if metrics is not None and status.get("status", "finished") == "finished":
             row |= {k: metrics.get(k) for k in COLUMNS}
         else:  # failed, interrupted or still running: labelled, with the reason train.py recorded
             reason = f": {status['error']}" if status.get("error") else ""
@@ -43,16 +38,13 @@ def collect(sweep_dir: Path) -> list[dict]:
 def write(sweep_dir: Path, rows: list[dict]) -> None:
     sweep_dir = Path(sweep_dir)
     fields = ["job", "overrides", *COLUMNS, "status"]
-    with open(sweep_dir / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    rundir.write_rows(sweep_dir / "summary.csv", fields, rows)
     fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
     lines = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} jobs, sorted by val/ua.", "",
              "| job | overrides | " + " | ".join(COLUMNS) + " | status |", "|---" * (len(COLUMNS) + 3) + "|"]
     lines += [f"| {r['job']} | `{r['overrides']}` | " + " | ".join(fmt(r[k]) for k in COLUMNS) + f" | {r['status']} |"
               for r in rows]
-    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    rundir.write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
 
 
 class SweepSummary(Callback):

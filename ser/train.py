@@ -1,10 +1,8 @@
-"""``train(cfg)``: one experiment from a composed Hydra config to ``metrics.json``."""
+"""``train(cfg)``: one experiment from a composed Hydra config to ``metrics.json`` (the run folder: ``ser.rundir``)."""
 
 from __future__ import annotations
 
-import csv
 import ctypes
-import json
 import logging
 import os
 import shutil
@@ -18,48 +16,27 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ser import rundir
+from ser.build import build_datamodule, build_frontend, build_module
 from ser.calibrate import fit_temperature, inner_folds, write_temperature
 from ser.callbacks import AverageLastEpochs, FitFeatureNorm
 from ser.cli import UserError, short
 from ser.cv import summarize, write_summary
 from ser.data.datamodule import SERDataModule
 from ser.data.splits import Fold
+from ser.data.upstream_cache import Upstream
 from ser.models.module import SERModule
+from ser.models.pipeline import predict
 from ser.quiet import silence_known_noise
 
 log = logging.getLogger(__name__)
 
-
-def build_frontend(cfg: DictConfig) -> tuple[torch.nn.Module, str]:
-    """The frontend of ``cfg.features`` and its normalisation mode (``features.normalize``, which
-    configures the separate normalisation module, not the frontend)."""
-    features = OmegaConf.to_container(cfg.features, resolve=True)
-    normalize = features.pop("normalize", "global")
-    return instantiate(features), normalize
-
-
-def build_module(cfg: DictConfig, class_names: list[str], class_counts: list[int]) -> SERModule:
-    """Frontend, normalisation, encoder, loss and optimizer from the config; the head is sized by the classes."""
-    frontend, normalize = build_frontend(cfg)
-    encoder = instantiate(cfg.model, in_features=frontend.out_features)
-    return SERModule(
-        frontend=frontend,
-        encoder=encoder,
-        loss=instantiate(cfg.loss, class_counts=class_counts),
-        class_names=class_names,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        head_dropout=cfg.module.head_dropout,
-        input_stats=cfg.module.get("input_stats", False),
-        augment=instantiate(cfg.augment) if cfg.get("augment") else None,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        normalize=normalize,
-    )
-
-
 MIN_FREE_BYTES = 200 * 2**20  # checkpoints, events and summaries of a run need far less; below this, stop at once
+# A frozen upstream stays in eval mode through training, by design (no dropout, no layer drop).
+EVAL_MODE_UPSTREAM = r"Found \d+ module\(s\) in eval mode at the start of training"
 
 
 def is_rank_zero() -> bool:
@@ -68,12 +45,9 @@ def is_rank_zero() -> bool:
 
 
 def write_json(path: Path, data) -> None:
-    """Rank 0 only; written to a temporary file and renamed, so a crash never leaves half a file."""
-    if not is_rank_zero():
-        return
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    """``rundir.write_json``, from rank 0 only."""
+    if is_rank_zero():
+        rundir.write_json(path, data)
 
 
 def check_output_dir(run_dir: Path) -> None:
@@ -93,22 +67,6 @@ def check_output_dir(run_dir: Path) -> None:
                       f"at least {MIN_FREE_BYTES / 2**20:.0f} MiB. Free some space or choose hydra.run.dir=...")
 
 
-CHANGED_LABELS = "injected_labels.csv"  # inject.label_noise: the replaced labels of a fold, to score their detection
-
-
-def write_changed_labels(path: Path, rows: list[dict]) -> None:
-    """``path``: one row per replaced label (path, speaker, label: the true one, given: what training saw)."""
-    if not is_rank_zero():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "speaker", "label", "given"])
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-
-
 def check_compatible(ckpt: Path, cfg: DictConfig, class_names: list[str]) -> None:
     """A checkpoint resumed or reused under ``cfg`` must have the same classes and frontend; say which differs."""
     stored = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
@@ -123,60 +81,94 @@ def check_compatible(ckpt: Path, cfg: DictConfig, class_names: list[str]) -> Non
         raise ValueError(f"{ckpt}: its frontend differs from this config's: {pairs}; start a new run or restore them")
 
 
+def make_trainer(cfg: DictConfig, folder: Path, logger=False, select: bool = True, keep: bool = True,
+                 **options) -> L.Trainer:
+    """The recipe's trainer and callbacks, writing into ``folder`` (checkpoints in ``folder/checkpoints``), with
+    ``FitFeatureNorm`` (the normalisation statistics of the training split) last.
+
+    ``select=False``: no checkpoint is chosen on validation speakers (there are none; the last or averaged weights
+    are tested, and ``last.ckpt`` is kept for resuming). ``keep=False``: no checkpoint is written at all (the
+    inner folds of calibration). Without a ``logger``, the learning-rate monitor is left out. ``options`` go to
+    the trainer (``limit_val_batches=0``, ...).
+    """
+    callbacks = [instantiate(c, **({"dirpath": str(folder / rundir.CHECKPOINTS)} if "dirpath" in c else {}))
+                 for c in cfg.callbacks.values()]
+    if logger is False:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    for c in callbacks:
+        if isinstance(c, ModelCheckpoint) and (not keep or (c.monitor and not select)):
+            c.monitor, c.save_top_k = None, 0
+            c.save_last = c.save_last and keep
+    callbacks.append(FitFeatureNorm())
+    return instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(folder), **options)
+
+
+def serve_upstream(dm: SERDataModule, module: SERModule, trainer: L.Trainer) -> None:
+    """A frozen upstream runs once per utterance, on the device training will use (waves are served otherwise)."""
+    upstream = Upstream.of(module.frontend, trainer.strategy.root_device, dm.corpus.upstream_cache)
+    dm.use_upstream(upstream, module.augment is not None and module.augment.on_waves)
+
+
 def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path,
              subset: float = 1.0) -> tuple[dict[str, float], list]:
-    """Train on one fold, test its best checkpoint; returns its test metrics and confusion counts.
+    """Train on one fold, test its tested checkpoint; returns its test metrics and confusion counts.
 
     With ``resume=true`` and ``<run_dir>/checkpoints/last.ckpt`` present, training continues from it
     (optimizer, scheduler, epoch and step included) up to the same ``trainer.max_epochs``. ``subset``:
     train on that share of every class's training utterances (``SERDataModule.use_fold``).
     """
-    calibrate = cfg.get("calibrate") or {}
     temperature = None
-    if calibrate.get("temperature") and not fold.val:
-        temperature = temperature_from_inner_folds(cfg, dm, fold, run_dir, int(calibrate.get("inner_folds") or 0))
+    if (cfg.get("calibrate") or {}).get("temperature") and not fold.val:
+        temperature = temperature_from_inner_folds(cfg, dm, fold, run_dir)
         L.seed_everything(cfg.seed, workers=True)  # the fold's own model trains exactly as it would uncalibrated
     dm.use_fold(fold, subset)
-    if dm.changed_labels:
-        write_changed_labels(run_dir / CHANGED_LABELS, dm.changed_labels)
-    module = build_module(cfg, dm.class_names, dm.train_class_counts())
-    if cfg.get("compile"):
-        # In place: checkpoint keys stay those of the plain module. Graphs inductor cannot compile
-        # run eager with a warning instead of stopping the run (torch 2.11's CPU inductor fails on
-        # these variable-length batches: pytorch/pytorch#185510).
-        torch._dynamo.config.suppress_errors = True
-        module.encoder.compile()
-    last = run_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if cfg.get("resume") and last.is_file() else None
-    if resume_from:
-        check_compatible(last, cfg, dm.class_names)
-        log.info("resuming fold %s from %s", fold.name, last)
+    if dm.changed_labels and is_rank_zero():
+        rundir.write_rows(run_dir / rundir.CHANGED_LABELS, ["path", "speaker", "label", "given"], dm.changed_labels)
+    module = build_module(cfg, dm.corpus.class_names, dm.train_class_counts())
+    compile_encoder(cfg, module)
     logger = instantiate(cfg.logger, save_dir=str(run_dir))
-    callbacks = [instantiate(c, **({"dirpath": str(run_dir / "checkpoints")} if "dirpath" in c else {}))
-                 for c in cfg.callbacks.values()]
-    callbacks.append(FitFeatureNorm())  # the normalisation statistics of this fold's training split
-    if not fold.val:
-        # split.val=0: nothing to select on; keep last.ckpt (resume) and test the last or averaged weights.
-        if not any(isinstance(c, AverageLastEpochs) for c in callbacks):
-            log.warning("split.val=0 without callbacks=average: testing the weights of the last epoch")
-        for c in callbacks:
-            if isinstance(c, L.pytorch.callbacks.ModelCheckpoint) and c.monitor:
-                c.monitor, c.save_top_k = None, 0
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(run_dir))
-    # A frozen upstream runs once per utterance, on the device training will use (a no-op for other frontends).
-    dm.use_frontend(module.frontend, trainer.strategy.root_device, module.augment is not None and module.augment.on_waves)
+    trainer = make_trainer(cfg, run_dir, logger, select=bool(fold.val))
+    if not fold.val and not any(isinstance(c, AverageLastEpochs) for c in trainer.callbacks):
+        log.warning("split.val=0 without callbacks=average: testing the weights of the last epoch")
+    serve_upstream(dm, module, trainer)
     held_out = f"test corpus {fold.test_corpora}" if fold.test_corpora else f"test speakers {fold.test_speakers}"
     log.info("fold %s: %d train / %d val / %d test utterances, %s",
              fold.name, len(fold.train), len(fold.val), len(fold.test), held_out)
-    # Checkpoints hold only tensors and plain values: read them with weights_only=True (no code runs on load).
     with warnings.catch_warnings():
-        # A frozen upstream stays in eval mode through training, by design (no dropout, no layer drop).
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+        warnings.filterwarnings("ignore", message=EVAL_MODE_UPSTREAM)
+        # Checkpoints hold only tensors and plain values: read them with weights_only=True (no code runs on load).
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(cfg, run_dir, dm, fold), weights_only=True)
+    return score_fold(cfg, dm, fold, module, trainer, run_dir, temperature)
+
+
+def compile_encoder(cfg: DictConfig, module: SERModule) -> None:
+    """``compile=true``: the encoder compiled in place, so checkpoint keys stay those of the plain module. Graphs
+    inductor cannot compile run eager with a warning instead of stopping the run (torch 2.11's CPU inductor fails
+    on these variable-length batches: pytorch/pytorch#185510)."""
+    if cfg.get("compile"):
+        torch._dynamo.config.suppress_errors = True
+        module.encoder.compile()
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path, dm: SERDataModule, fold: Fold) -> str | None:
+    """``resume=true``: the fold's ``last.ckpt`` when there is one (checked against this config), else None."""
+    last = run_dir / rundir.CHECKPOINTS / rundir.LAST
+    if not (cfg.get("resume") and last.is_file()):
+        return None
+    check_compatible(last, cfg, dm.corpus.class_names)
+    log.info("resuming fold %s from %s", fold.name, last)
+    return str(last)
+
+
+def score_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, module: SERModule, trainer: L.Trainer, run_dir: Path,
+              temperature: float | None) -> tuple[dict[str, float], list]:
+    """Test the fold's tested weights (``rundir.tested_checkpoint``: the averaged ones, else those selected on the
+    validation speakers, else the weights training ended with), with the temperature fitted on ``fold``'s validation
+    speakers, or given from inner folds, stored in that checkpoint; returns the test metrics and confusion counts."""
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    averaged = [c.path for c in callbacks if isinstance(c, AverageLastEpochs) and c.path.is_file()]
-    tested = str(averaged[0]) if averaged else best  # weight averaging replaces selection on val
-    if calibrate.get("temperature") and fold.val:
+    # last=False: without selection or averaging, the weights in memory are the last epoch's (last.ckpt's too)
+    tested = rundir.tested_checkpoint(run_dir, selected=best, last=False)
+    if (cfg.get("calibrate") or {}).get("temperature") and fold.val:
         if tested:
             module.load_state_dict(torch.load(tested, map_location=module.device, weights_only=True)["state_dict"])
         temperature = fit_temperature(*held_out_logits(module, dm, fold.val))
@@ -186,7 +178,7 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path,
         module.temperature.fill_(temperature)
         if tested:
             write_temperature(tested, temperature)  # predict, export and diagnose read it from there
-    trainer.test(module, datamodule=dm, ckpt_path=tested or None, verbose=False, weights_only=True)
+    trainer.test(module, datamodule=dm, ckpt_path=str(tested) if tested else None, verbose=False, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     best_val = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if best_val is not None:
@@ -198,31 +190,23 @@ def fit_fold(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path,
         hp = {f"hp/test_{k}": metrics[f"test/{k}"] for k in ("ua", "wa", "macro_f1")}
         if best_val is not None:
             hp["hp/val_ua"] = float(best_val)
-        logger.log_hyperparams(module.hparams, metrics=hp)
-        logger.finalize("success")
+        trainer.logger.log_hyperparams(module.hparams, metrics=hp)
+        trainer.logger.finalize("success")
     return metrics, module.last_confusion["test"].tolist()
 
 
-@torch.no_grad()
 def held_out_logits(module: SERModule, dm: SERDataModule, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, C) and labels (N,) of these utterances, whole, in eval mode (as the fold serves them)."""
-    was_training = module.training
-    module.eval()
-    logits, labels = [], []
-    for batch in dm.loader(indices, train=False):
-        batch = {k: v.to(module.device) for k, v in batch.items()}
-        feats, frames = module.frontend_features(batch)
-        logits.append(module.classify(module.normalizer(feats, frames, module.groups_of(batch)), frames).float().cpu())
-        labels.append(batch["labels"].cpu())
-    module.train(was_training)
-    return torch.cat(logits), torch.cat(labels)
+    got = predict(module, dm.loader(indices, train=False))
+    return got.logits, got.labels
 
 
-def temperature_from_inner_folds(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path, k: int) -> float | None:
-    """A fold without validation speakers: train the recipe on ``k`` inner folds of its training speakers and fit
-    the temperature on their pooled held-out logits (``ser.calibrate``). None, with a log line, when ``k`` < 2 or
-    the fold has fewer than two training speakers."""
-    folds = inner_folds(fold, [u.speaker for u in dm.utterances], k)
+def temperature_from_inner_folds(cfg: DictConfig, dm: SERDataModule, fold: Fold, run_dir: Path) -> float | None:
+    """A fold without validation speakers: train the recipe on ``calibrate.inner_folds`` inner folds of its training
+    speakers and fit the temperature on their pooled held-out logits (``ser.calibrate``). None, with a log line, when
+    that is fewer than 2 or the fold has fewer than two training speakers."""
+    k = int((cfg.get("calibrate") or {}).get("inner_folds") or 0)
+    folds = inner_folds(fold, [u.speaker for u in dm.corpus.utterances], k)
     if not folds:
         log.info("fold %s: no validation speakers, so probabilities stay uncalibrated (calibrate.inner_folds=2 fits a "
                  "temperature on inner folds of the training speakers)", fold.name)
@@ -231,20 +215,14 @@ def temperature_from_inner_folds(cfg: DictConfig, dm: SERDataModule, fold: Fold,
     for inner in folds:
         L.seed_everything(cfg.seed, workers=True)
         dm.use_fold(inner)
-        module = build_module(cfg, dm.class_names, dm.train_class_counts())
+        module = build_module(cfg, dm.corpus.class_names, dm.train_class_counts())
         folder = run_dir / "calibration" / inner.name
-        callbacks = [instantiate(c, **({"dirpath": str(folder)} if "dirpath" in c else {})) for c in cfg.callbacks.values()]
-        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]  # no logger
-        for c in callbacks:  # as the fold's own training: nothing is selected on the held-out speakers
-            if isinstance(c, L.pytorch.callbacks.ModelCheckpoint):
-                c.monitor, c.save_top_k, c.save_last = None, 0, False
-        callbacks.append(FitFeatureNorm())
-        trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(folder),
-                              limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False)
-        dm.use_frontend(module.frontend, trainer.strategy.root_device,
-                        module.augment is not None and module.augment.on_waves)
+        # as the fold's own training: nothing is selected on the held-out speakers, nothing is kept
+        trainer = make_trainer(cfg, folder, keep=False, limit_val_batches=0, enable_progress_bar=False,
+                               enable_model_summary=False)
+        serve_upstream(dm, module, trainer)
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+            warnings.filterwarnings("ignore", message=EVAL_MODE_UPSTREAM)
             trainer.fit(module, datamodule=dm)  # callbacks=average loads the averaged weights at the end
         got = held_out_logits(module, dm, inner.val)
         logits.append(got[0])
@@ -261,35 +239,40 @@ def cross_validate(cfg: DictConfig, dm: SERDataModule, folds: list[Fold], run_di
     results, start, trained = [], time.monotonic(), 0
     for i, fold in enumerate(folds):
         fold_dir = run_dir / f"fold_{fold.name}"
-        done = fold_dir / "fold_result.json"
-        if cfg.get("resume") and done.is_file():
-            results.append(json.loads(done.read_text()))
+        done = rundir.read_json(fold_dir / rundir.FOLD_RESULT) if cfg.get("resume") else None
+        if done is not None:
+            results.append(done)
             log.info("fold %d/%d (%s): finished before, skipped (resume=true)", i + 1, len(folds), fold.name)
             continue
-        eta = _eta(start, trained, len(folds) - len(results))
         held_out = f"test corpus {fold.test_corpora[0]}" if fold.test_corpora else f"test speakers {fold.test_speakers}"
-        log.info("fold %d/%d (%s, %s)%s", i + 1, len(folds), fold.name, held_out, eta)
+        log.info("fold %d/%d (%s, %s)%s", i + 1, len(folds), fold.name, held_out,
+                 _eta(start, trained, len(folds) - len(results)))
         L.seed_everything(cfg.seed, workers=True)
         metrics, confusion = fit_fold(cfg, dm, fold, fold_dir)
         trained += 1
         result = {"fold": fold.name, "test_speakers": fold.test_speakers, "metrics": metrics, "confusion": confusion}
         if fold.test_corpora:
             result["test_corpora"] = fold.test_corpora
-        write_json(fold_dir / "metrics.json", metrics)
-        write_json(done, result)  # written last: its presence marks the fold finished
+        write_json(fold_dir / rundir.METRICS, metrics)
+        write_json(fold_dir / rundir.FOLD_RESULT, result)  # written last: its presence marks the fold finished
         results.append(result)
         log.info("fold %s: test UA %.3f WA %.3f", fold.name, metrics["test/ua"], metrics["test/wa"])
-    summary = summarize(results, dm.class_names)
+    summary = summarize(results, dm.corpus.class_names)
     summary["wall_time_s"] = round(time.monotonic() - start, 1)
     if is_rank_zero():
-        split = "leave-one-corpus-out" if any(f.test_corpora for f in folds) else cfg.split._target_.rsplit(".", 1)[-1]
-        normalize = cfg.features.get("normalize")
-        note = f", features.normalize={normalize} (transductive)" if normalize in ("speaker", "corpus") else ""
-        write_summary(run_dir, summary, f"{split} on {dm.corpus_label}{note}")
+        write_summary(run_dir, summary, summary_title(cfg, dm, folds))
     mean, std = summary["mean"], summary["std"]
     log.info("%d folds: UA %.3f ± %.3f  WA %.3f ± %.3f  (%s)", len(folds), mean["test/ua"], std["test/ua"],
-             mean["test/wa"], std["test/wa"], run_dir / "cv_summary.md")
+             mean["test/wa"], std["test/wa"], run_dir / rundir.CV_MARKDOWN)
     return mean
+
+
+def summary_title(cfg: DictConfig, dm: SERDataModule, folds: list[Fold]) -> str:
+    """``loso on emodb``; transductive normalisation said so."""
+    split = "leave-one-corpus-out" if any(f.test_corpora for f in folds) else cfg.split._target_.rsplit(".", 1)[-1]
+    normalize = cfg.features.get("normalize")
+    note = f", features.normalize={normalize} (transductive)" if normalize in ("speaker", "corpus") else ""
+    return f"{split} on {dm.corpus.label}{note}"
 
 
 def _eta(start: float, done: int, remaining: int) -> str:
@@ -324,31 +307,18 @@ def reuse_freed_memory() -> None:
 def check_components(cfg: DictConfig, run_dir: Path) -> None:
     """Build every component once before any data is loaded, so a bad value fails in seconds and
     names its group (``+optimizer.lrr=1e-3`` used to load the corpus, then die inside AdamW)."""
-    frontend = None
-
-    def features():
-        nonlocal frontend
-        frontend = build_frontend(cfg)[0]
-
-    def trainer():
-        quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-        level, quiet.level = quiet.level, logging.WARNING  # "GPU available: ..." is printed once, by the real trainer
-        try:
-            instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False, default_root_dir=str(run_dir))
-        finally:
-            quiet.setLevel(level)
-
+    built = {}
     probe = torch.nn.Parameter(torch.zeros(1))
     steps = {
-        "features": features,
-        "model": lambda: instantiate(cfg.model, in_features=frontend.out_features),
+        "features": lambda: built.setdefault("frontend", build_frontend(cfg)[0]),
+        "model": lambda: instantiate(cfg.model, in_features=built["frontend"].out_features),
         "loss": lambda: instantiate(cfg.loss, class_counts=[1, 1]),
         "optimizer": lambda: instantiate(cfg.optimizer)([probe]),
         "scheduler": lambda: cfg.get("scheduler") and instantiate(cfg.scheduler)(torch.optim.SGD([probe], lr=0.1),
                                                                                   total_steps=10),
         "augment": lambda: cfg.get("augment") and instantiate(cfg.augment),
         "split": lambda: instantiate(cfg.split),
-        "trainer": trainer,
+        "trainer": lambda: _quiet_trainer(cfg, run_dir),
     }
     for group, build in steps.items():
         try:
@@ -361,15 +331,26 @@ def check_components(cfg: DictConfig, run_dir: Path) -> None:
                             f"See them with: python train.py --cfg job --package {group}") from err
 
 
+def _quiet_trainer(cfg: DictConfig, run_dir: Path) -> None:
+    """The trainer built once without its "GPU available: ..." lines (the real trainer prints them)."""
+    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level, quiet.level = quiet.level, logging.WARNING
+    try:
+        instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False, default_root_dir=str(run_dir))
+    finally:
+        quiet.setLevel(level)
+
+
 def write_status(run_dir: Path, status: str, **extra) -> None:
-    """``status.json``: running, finished or failed (with the error), so summaries can skip or label the run."""
-    write_json(run_dir / "status.json", {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S")} | extra)
+    """``rundir.write_status`` from rank 0: running, finished or failed (with the error)."""
+    if is_rank_zero():
+        rundir.write_status(run_dir, status, **extra)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test as the config says; writes ``metrics.json`` to ``cfg.paths.output_dir``.
 
-    Returns the test metrics of the best checkpoint (``test/ua``, ``test/wa``, ``test/macro_f1``,
+    Returns the test metrics of the tested checkpoint (``test/ua``, ``test/wa``, ``test/macro_f1``,
     ``test/recall/<class>``). With several folds (``split=loso|kfold``) each fold trains in
     ``fold_<name>/`` and the returned metrics are the means over folds, also summarised in
     ``cv_summary.json`` and ``cv_summary.md``.
@@ -405,19 +386,19 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     reuse_freed_memory()
     cpu_batchnorm(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    dm: SERDataModule = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.load()
-    if dm.skipped:
-        write_json(run_dir / "skipped_files.json", dm.skipped)
-    folds = instantiate(cfg.split).folds(dm.utterances)
+    if dm.corpus.skipped:
+        write_json(run_dir / rundir.SKIPPED, dm.corpus.skipped)
+    folds = instantiate(cfg.split).folds(dm.corpus.utterances)
     if len(folds) == 1 and cfg.split.get("fold") is None:
         metrics, _ = fit_fold(cfg, dm, folds[0], run_dir)
     else:
         metrics = cross_validate(cfg, dm, folds, run_dir)
-    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / rundir.METRICS, metrics)
     log.info("test UA %.3f  WA %.3f  macro-F1 %.3f  -> %s", metrics["test/ua"], metrics["test/wa"],
-             metrics["test/macro_f1"], run_dir / "metrics.json")
+             metrics["test/macro_f1"], run_dir / rundir.METRICS)
     if is_rank_zero():
         log.info("why does it misclassify? next: python -m ser.diagnose run=%s", run_dir)
     return metrics

@@ -92,7 +92,7 @@ def test_an_odd_rate_decodes_far_faster_than_realtime(tmp_path):
                                                          (16000, "FLOAT", "float32")])
 def test_the_audio_store_keeps_every_sample_exactly(tmp_path, rate, subtype, stored):
     """int16 where that is lossless (16-bit at the target rate), float32 otherwise: equal to decoding, bit for bit."""
-    from ser.audio import AudioCache
+    from ser.data.audio_store import AudioCache
 
     rng = np.random.default_rng(0)
     path = tmp_path / "a.wav"

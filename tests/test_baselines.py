@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ser.baselines import functionals, main
+from ser.baselines.run import main
+from ser.feature_sets import functionals
 from ser.features.frontend import LogMel
 
 pytest.importorskip("sklearn")
@@ -39,7 +40,7 @@ def test_kfold_baseline_writes_the_train_py_summaries(tmp_path, cache_dir, capsy
 
 
 def test_per_speaker_standardisation():
-    from ser.baselines import per_speaker
+    from ser.probe import per_speaker
 
     X = np.array([[1.0, 10.0], [3.0, 30.0], [100.0, 0.0], [300.0, 2.0]])
     Z = per_speaker(X, ["a", "a", "b", "b"])
@@ -47,8 +48,8 @@ def test_per_speaker_standardisation():
 
 
 def test_feature_sets_parse_and_fused_blocks_weigh_the_same():
+    from ser.baselines.classifiers import BlockScaler
     from ser.baselines.run import parse_sets
-    from ser.baselines.scaling import BlockScaler
 
     assert parse_sets("compare") == ["compare"] and parse_sets("[compare, ge2e]") == ["compare", "ge2e"]
     X = np.random.default_rng(0).normal(size=(50, 40)) * 3 + 1

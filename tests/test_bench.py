@@ -4,15 +4,16 @@ the scores (top-1, MRR, false alarms on the controls) count what they say."""
 import pytest
 from omegaconf import OmegaConf
 
+from ser.cli import compose_config
 from ser.diagnose.bench import Corpus, Scenario, expand, markdown, score
-from ser.inspect import compose_cli
+from ser.diagnose.checks.label_noise import DETECTION
 
 CORPUS = Corpus("synthetic", "/data/synthetic", ["anger", "happiness", "neutral", "sadness"], [40, 40, 40, 40], 6)
 
 
 @pytest.fixture(scope="module")
 def bench_cfg():
-    return compose_cli(["data=synthetic"], config_name="bench")
+    return compose_config("bench", ["data=synthetic"])
 
 
 def test_every_scenario_composes_into_a_valid_training_config(bench_cfg):
@@ -21,7 +22,7 @@ def test_every_scenario_composes_into_a_valid_training_config(bench_cfg):
                                             "underfitting", "overfitting", "weak_features", "corpus_shift"}
     for sc in scenarios:
         overrides = expand(sc, CORPUS, bench_cfg, ["data=synthetic"])
-        cfg = compose_cli(overrides)  # an unknown key or a wrong value fails here, naming the key
+        cfg = compose_config("train", overrides)  # an unknown key or a wrong value fails here, naming the key
         if sc.shift:
             assert cfg.split._target_.endswith("CorpusSplit") and len(cfg.data.corpora) == 2
             test = cfg.split.test
@@ -29,7 +30,7 @@ def test_every_scenario_composes_into_a_valid_training_config(bench_cfg):
         else:
             assert cfg.split._target_.endswith("KFoldSplit") and cfg.split.k == 4
         if sc.rare_share is not None:  # every other class cut to that share, the rest whole
-            assert dict(cfg.data.train_fraction) == {"happiness": sc.rare_share, "sadness": sc.rare_share}
+            assert dict(cfg.fold.train_fraction) == {"happiness": sc.rare_share, "sadness": sc.rare_share}
         if sc.cause is None:
             assert cfg.inject.label_noise == 0 and cfg.inject.test_snr_db is None and cfg.inject.train_share == 1
 
@@ -45,7 +46,7 @@ def test_scores_count_top1_reciprocal_rank_and_false_alarms():
             _row("control2", None, [("imbalance", 0.05)]),
             _row("noise", "mismatch", [("mismatch", 0.4)]),
             _row("noise2", "mismatch", [("overfitting", 0.1), ("mismatch", 0.05)]),
-            _row("labels", "label_noise", [("speaker_variability", 0.1)], label_noise_ap=0.9),
+            _row("labels", "label_noise", [("speaker_variability", 0.1)], detection={DETECTION: 0.9}),
             {"name": "broken", "cause": "imbalance", "error": "RuntimeError: boom", "wall_s": 1.0}]
     s = score(rows, CORPUS)
     assert s["n_injected"] == 3 and s["failed"] == ["broken"]
@@ -54,7 +55,7 @@ def test_scores_count_top1_reciprocal_rank_and_false_alarms():
     assert s["per_cause"]["mismatch"] == {"n": 2, "top1": 0.5, "mrr": 0.75}
     # too little data may be true of a clean control; test-condition mismatch, and imbalance on a balanced corpus, not
     assert [(a["scenario"], a["cause"]) for a in s["false_alarms"]] == [("control", "mismatch"), ("control2", "imbalance")]
-    assert s["label_noise_ap"] == {"labels": 0.9}
+    assert s["detection"] == {DETECTION: {"labels": 0.9}}
     assert s["separation"]["mismatch"] == {"injected_min": 0.05, "others_max": 0.03}
     # on an imbalanced corpus imbalance may be real in the control
     skewed = Corpus("x", "/x", CORPUS.class_names, [100, 40, 40, 20], 6)
@@ -85,5 +86,5 @@ def test_advice_helped_counts_the_top_causes_verified_advice():
 
 def test_verify_is_a_bench_option(bench_cfg):
     assert bench_cfg.diagnose.verify is False
-    cfg = compose_cli(["data=synthetic", "verify=true"], config_name="bench")
+    cfg = compose_config("bench", ["data=synthetic", "verify=true"])
     assert cfg.diagnose.verify is True and cfg.diagnose.verify_top == 1

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from ser import rundir
 from ser.callbacks import AverageLastEpochs
-from ser.diagnose.core import best_checkpoint
 
 
 def _epochs(callback, model, weights, max_epochs):
@@ -63,4 +63,4 @@ def test_a_run_without_validation_tests_and_diagnoses_the_averaged_checkpoint(tm
     run = Path(cfg.paths.output_dir)
     assert "test/ua" in metrics and "val/ua" not in metrics  # nothing was validated, nothing selected
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["averaged.ckpt", "last.ckpt"]
-    assert best_checkpoint(run) == run / "checkpoints" / "averaged.ckpt"
+    assert rundir.tested_checkpoint(run) == run / "checkpoints" / "averaged.ckpt"

@@ -123,3 +123,10 @@ def test_readme_pointers_in_messages_name_sections_that_exist():
                 for m in re.findall(r"README\.md, '([^']+)'", path.read_text())]
     assert pointers, "no README pointers found: the pattern changed"
     assert all(p in headings for p in pointers), [p for p in pointers if p not in headings]
+
+
+def test_a_key_typed_under_its_old_group_names_its_new_one():
+    with pytest.raises(UserError, match="'batch_size' is 'loader.batch_size'"):
+        check_overrides("train", ["data.batch_size=8"])
+    with pytest.raises(UserError, match="'exclude' is 'fold.exclude'"):
+        check_overrides("train", ["data.exclude=x.csv"])

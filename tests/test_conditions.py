@@ -6,9 +6,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from ser.build import build_datamodule
 from ser.data.conditions import Conditions, Plan, reverberate, shift_voice, simulate_rir
 from ser.data.dataset import ClipDataset
 from ser.data.store import materialize
+from ser.data.upstream_cache import Upstream
 
 
 def _tone(seconds=1.0, rate=16000, seed=0):
@@ -97,10 +99,10 @@ def test_an_item_is_the_clean_clip_with_clean_p_and_a_copy_otherwise():
 def _module(make_cfg, *overrides):
     cfg = make_cfg("debug=smoke", "data.corpus.num_speakers=6", "split=loso", "conditions.copies=3",
                    "conditions.reverb_p=0", "conditions.noises=[babble]", "conditions.noise_p=1", *overrides)
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.load()
-    return dm, instantiate(cfg.split).folds(dm.utterances)
+    return dm, instantiate(cfg.split).folds(dm.corpus.utterances)
 
 
 def test_babble_mixes_other_training_speakers_of_the_fold_only(make_cfg):
@@ -114,8 +116,8 @@ def test_babble_mixes_other_training_speakers_of_the_fold_only(make_cfg):
         train = set(fold.train)
         for _, i, _, talkers in babble:
             assert talkers and set(talkers) <= train
-            assert all(dm.utterances[j].speaker != dm.utterances[i].speaker for j in talkers)
-            assert not {dm.utterances[j].speaker for j in talkers} & set(fold.test_speakers)
+            assert all(dm.corpus.utterances[j].speaker != dm.corpus.utterances[i].speaker for j in talkers)
+            assert not {dm.corpus.utterances[j].speaker for j in talkers} & set(fold.test_speakers)
 
 
 def test_copies_without_babble_are_made_once_for_every_fold(make_cfg, caplog):
@@ -138,21 +140,21 @@ def test_copies_without_babble_are_made_once_for_every_fold(make_cfg, caplog):
 
 def test_through_a_frozen_upstream_copies_are_encoded_and_cached(make_cfg, tmp_path, caplog):
     pytest.importorskip("resemblyzer", reason="the GE2E weights come with the pretrained extra")
-    from ser.train import build_frontend
+    from ser.build import build_frontend
 
     cfg_overrides = ("features=ge2e", "model=pool", "features.layers=[3]", "conditions.noises=[white,pink]",
                      f"data.feature_cache_dir={tmp_path / 'features'}")
     dm, folds = _module(make_cfg, *cfg_overrides)
     frontend = build_frontend(make_cfg("debug=smoke", *cfg_overrides))[0]
     dm.use_fold(folds[0])
-    dm.use_frontend(frontend)
+    dm.use_upstream(Upstream.of(frontend, "cpu", dm.corpus.upstream_cache))
     batch = next(iter(dm.train_dataloader()))
     assert "feats" in batch and batch["feats"].shape[1] == 256
     copy = materialize(next(iter(dm.copies.values())))  # a handle into the store, read per item
     assert copy.dtype == torch.float16 and copy.shape[0] == 256
     again, _ = _module(make_cfg, *cfg_overrides)  # a later run reads every copy from the disk cache
     again.use_fold(folds[0])
-    again.use_frontend(frontend)
+    again.use_upstream(Upstream.of(frontend, "cpu", again.corpus.upstream_cache))
     with caplog.at_level("INFO"):
         again.train_dataloader()
     n = 3 * len(folds[0].train)

@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.utils import instantiate
 
-from ser.train import build_frontend
+from ser.build import build_frontend
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -54,3 +54,21 @@ def test_ddp_on_cpu_ranks_turns_batchnorm_syncing_off(make_cfg):
     gpu = make_cfg("trainer=ddp", "trainer.accelerator=gpu")
     cpu_batchnorm(gpu)
     assert gpu.trainer.sync_batchnorm  # GPUs keep it
+
+
+def test_a_run_stored_before_the_data_module_was_split_reads_as_today():
+    """Runs trained with the old flat data config (its _target_ the data module) still diagnose and verify."""
+    from omegaconf import OmegaConf
+
+    from ser.build import upgrade, upgrade_overrides
+
+    old = OmegaConf.create({"data": {"_target_": "ser.data.datamodule.SERDataModule", "root": "/x", "batch_size": 16,
+                                     "sampler": "balanced", "exclude": "s.csv", "inject": {"label_noise": 0.3},
+                                     "conditions": {"copies": 2}, "seed": 7}})
+    new = upgrade(old)
+    assert new.data._target_ == "ser.data.decoded.DecodedCorpus" and set(new.data) == {"_target_", "root"}
+    assert new.loader == {"batch_size": 16, "sampler": "balanced", "seed": 7} and new.fold.exclude == "s.csv"
+    assert new.inject.label_noise == 0.3 and new.conditions.copies == 2
+    assert upgrade(new) is new
+    assert upgrade_overrides(["data.batch_size=8", "+data.exclude=a.csv", "data.root=/y", "data.inject.test_noise=pink"]) \
+        == ["loader.batch_size=8", "+fold.exclude=a.csv", "data.root=/y", "inject.test_noise=pink"]

@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 
 from ser.audio import AudioError
+from ser.build import build_corpus, build_datamodule
 from tests.conftest import EMODB
 
 IEMOCAP_EVAL = """% header
@@ -99,25 +100,25 @@ def build(root, corpus):
 def test_adapter_reads_a_messy_tree(make_cfg, tmp_path, corpus):
     root = tmp_path / corpus
     good, stereo, empty, unknown = build(root, corpus)
-    dm = instantiate(make_cfg(f"data={corpus}", f"data.root={root}", "data.on_bad_file=skip").data)
+    dm = build_datamodule(make_cfg(f"data={corpus}", f"data.root={root}", "data.on_bad_file=skip"))
     dm.load()
-    assert sorted((u.path, u.label) for u in dm.utterances) == sorted((str(root / n), lab) for n, lab in good.items())
-    skipped = {s["path"]: s["reason"] for s in dm.skipped}
+    assert sorted((u.path, u.label) for u in dm.corpus.utterances) == sorted((str(root / n), lab) for n, lab in good.items())
+    skipped = {s["path"]: s["reason"] for s in dm.corpus.skipped}
     assert set(skipped) == {str(root / empty), str(root / unknown)}
     assert "empty" in skipped[str(root / empty)]
     assert "unknown" in skipped[str(root / unknown)] or "no label" in skipped[str(root / unknown)]
-    waves = {u.path: w for u, w in zip(dm.utterances, dm.waves)}
+    waves = {u.path: dm.corpus.audio(i) for i, u in enumerate(dm.corpus.utterances)}
     assert waves[str(root / stereo)].ndim == 1 and abs(waves[str(root / stereo)].numel() - 8000) <= 1
     assert all(abs(w.numel() - 8000) <= 1 for w in waves.values())
     if corpus == "tess":
-        assert {u.speaker for u in dm.utterances if "OA_bite" in u.path} == {"OAF"}
+        assert {u.speaker for u in dm.corpus.utterances if "OA_bite" in u.path} == {"OAF"}
 
 
 @pytest.mark.parametrize("corpus", sorted(TREES))
 def test_bad_file_stops_the_run_by_default_naming_it(make_cfg, tmp_path, corpus):
     root = tmp_path / corpus
     build(root, corpus)
-    dm = instantiate(make_cfg(f"data={corpus}", f"data.root={root}").data)
+    dm = build_datamodule(make_cfg(f"data={corpus}", f"data.root={root}"))
     with pytest.raises(AudioError, match="on_bad_file=skip") as err:
         dm.load()
     assert str(root) in str(err.value)
@@ -126,9 +127,9 @@ def test_bad_file_stops_the_run_by_default_naming_it(make_cfg, tmp_path, corpus)
 def test_adapter_metadata(make_cfg, tmp_path):
     root = tmp_path / "ravdess"
     build(root, "ravdess")
-    dm = instantiate(make_cfg("data=ravdess", f"data.root={root}", "data.on_bad_file=skip").data)
+    dm = build_datamodule(make_cfg("data=ravdess", f"data.root={root}", "data.on_bad_file=skip"))
     dm.load()
-    by_path = {u.path.rsplit("/", 1)[-1]: u for u in dm.utterances}
+    by_path = {u.path.rsplit("/", 1)[-1]: u for u in dm.corpus.utterances}
     u = by_path["03-01-04-02-01-01-02.wav"]
     assert u.speaker == "02" and u.extras["gender"] == "f" and u.extras["intensity"] == "strong"
 
@@ -138,32 +139,32 @@ def test_labels_select_and_merge(make_cfg, tmp_path):
     build(root, "ravdess")
     cfg = make_cfg("data=ravdess", f"data.root={root}", "data.on_bad_file=skip", "data.merge={calm: neutral}",
                    "data.labels=[neutral,anger]")
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()
-    assert dm.class_names == ["neutral", "anger"]
-    assert sorted(u.label for u in dm.utterances) == ["anger", "neutral", "neutral"]
+    assert dm.corpus.class_names == ["neutral", "anger"]
+    assert sorted(u.label for u in dm.corpus.utterances) == ["anger", "neutral", "neutral"]
 
 
 def test_corpus_loads_apart_from_folds(make_cfg, tmp_path):
-    """The corpus half (ser.data.decoded) loads with no fold; the data module's views are that corpus, and
-    its label noise (a fold-side choice) leaves the corpus's own labels alone."""
+    """The corpus (ser.data.decoded, the data config) loads with no fold and is what the data module serves folds
+    of; its label noise (a fold-side choice) leaves the corpus's own labels alone."""
     from ser.data.decoded import DecodedCorpus
 
     root = tmp_path / "ravdess"
     build(root, "ravdess")
     cfg = make_cfg("data=ravdess", f"data.root={root}", "data.on_bad_file=skip", "inject.label_noise=0.9")
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()
-    assert isinstance(dm.data, DecodedCorpus) and dm.data.utterances is dm.utterances and dm.waves is dm.data.waves
-    assert dm.corpus_label == "ravdess" and dm.speakers == sorted({u.speaker for u in dm.utterances})
-    assert any(g != u.label for g, u in zip(dm.given_labels, dm.utterances))  # training sees replaced labels
-    alone = DecodedCorpus(instantiate(cfg.data.corpus)(root=str(root)), on_bad_file="skip")
+    assert isinstance(dm.corpus, DecodedCorpus) and isinstance(build_corpus(cfg), DecodedCorpus)
+    assert dm.corpus.label == "ravdess" and dm.corpus.speakers == sorted({u.speaker for u in dm.corpus.utterances})
+    assert any(g != u.label for g, u in zip(dm.given_labels, dm.corpus.utterances))  # training sees replaced labels
+    alone = DecodedCorpus(instantiate(cfg.data.corpus), root=str(root), on_bad_file="skip")
     alone.load()
-    assert [u.path for u in alone.utterances] == [u.path for u in dm.utterances]
-    assert [u.label for u in alone.utterances] == [u.label for u in dm.utterances]
-    assert all(torch.equal(a, b) for a, b in zip(alone.waves, dm.waves))
+    assert [u.path for u in alone.utterances] == [u.path for u in dm.corpus.utterances]
+    assert [u.label for u in alone.utterances] == [u.label for u in dm.corpus.utterances]
+    assert all(torch.equal(alone.audio(i), dm.corpus.audio(i)) for i in range(len(alone)))
     with pytest.raises(ValueError, match="on_bad_file"):
-        DecodedCorpus(alone.adapter, on_bad_file="ignore")
+        DecodedCorpus(instantiate(cfg.data.corpus), root=str(root), on_bad_file="ignore")
 
 
 def test_manifest_with_relative_paths_and_split_column(make_cfg, tmp_path):
@@ -176,15 +177,15 @@ def test_manifest_with_relative_paths_and_split_column(make_cfg, tmp_path):
         sf.write(tmp_path / "audio" / f"{i}.wav", tone(16000), 16000)
         rows.append(f"audio/{i}.wav,{label},{speaker},{part}")
     (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
-    dm = instantiate(make_cfg("data=manifest", f"data.root={tmp_path}").data)
+    dm = build_datamodule(make_cfg("data=manifest", f"data.root={tmp_path}"))
     dm.load()
-    assert dm.class_names == ["sadness", "anger"] and len(dm.utterances) == 6
-    (fold,) = instantiate(make_cfg("split=predefined").split).folds(dm.utterances)
-    assert [dm.utterances[i].speaker for i in fold.test] == ["c", "c"]
+    assert dm.corpus.class_names == ["sadness", "anger"] and len(dm.corpus.utterances) == 6
+    (fold,) = instantiate(make_cfg("split=predefined").split).folds(dm.corpus.utterances)
+    assert [dm.corpus.utterances[i].speaker for i in fold.test] == ["c", "c"]
 
 
 def test_missing_root_says_what_to_do(make_cfg, tmp_path):
-    dm = instantiate(make_cfg("data=emodb", f"data.root={tmp_path / 'nowhere'}").data)
+    dm = build_datamodule(make_cfg("data=emodb", f"data.root={tmp_path / 'nowhere'}"))
     with pytest.raises(FileNotFoundError, match="data.root"):
         dm.load()
 
@@ -196,17 +197,17 @@ def test_decoded_audio_is_cached_on_disk(make_cfg, tmp_path, monkeypatch):
     root = tmp_path / "emodb"
     build(root, "emodb")
     cfg = make_cfg("data=emodb", f"data.root={root}", "data.on_bad_file=skip", "data.resident_mb=0")
-    first = instantiate(cfg.data)
+    first = build_datamodule(cfg)
     first.load()
-    assert len(first.waves) >= 4 and isinstance(first.waves.handle(0), Stored)  # a handle, read when indexed
+    assert len(first.corpus) >= 4 and isinstance(first.corpus.stored(0), Stored)  # a handle, read by corpus.audio(i)
     assert list(Path(cfg.data.cache_dir).glob("store/audio-*/*.jsonl"))  # the audio store
     decoded, real = [], ser.audio.load_audio
     monkeypatch.setattr(ser.audio, "load_audio", lambda path, *a, **k: (decoded.append(str(path)), real(path, *a, **k))[1])
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()  # a second load reads the store instead of decoding (only the bad files are tried again)
-    assert not set(decoded) & {u.path for u in dm.utterances} and len(dm.skipped) == len(first.skipped)
-    assert dm.digests == first.digests
-    assert all(torch.equal(a, b) for a, b in zip(dm.waves, first.waves))
+    assert not set(decoded) & {u.path for u in dm.corpus.utterances} and len(dm.corpus.skipped) == len(first.corpus.skipped)
+    assert dm.corpus.digests == first.corpus.digests
+    assert all(torch.equal(dm.corpus.audio(i), first.corpus.audio(i)) for i in range(len(dm.corpus)))
 
 
 @pytest.mark.skipif(not (EMODB / "wav").is_dir(), reason="EmoDB not found (set SER_EMODB)")

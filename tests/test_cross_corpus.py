@@ -16,6 +16,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from ser.build import build_corpus, build_datamodule
 from tests.conftest import EMODB, SAVEE
 
 SHIFTED = ", channel_hz: [300, 3400], noise_snr_db: 15, level_db: -12"
@@ -33,7 +34,7 @@ def corpora(cache_dir, *, b_seed: int = 2, b_conditions: str = SHIFTED, b_emotio
 
 def loaded(make_cfg, cache_dir, *overrides, **kw):
     cfg = make_cfg("data=multi", corpora(cache_dir, **kw), *overrides)
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.load()
     return cfg, dm
@@ -43,50 +44,50 @@ def test_speakers_are_namespaced_and_classes_harmonised(make_cfg, cache_dir, cap
     with caplog.at_level(logging.INFO, logger="ser.data.decoded"):
         _, dm = loaded(make_cfg, cache_dir, b_emotions="[neutral, sadness, anger, fear]", speakers=(4, 3), per_speaker=8)
     # both synthetic corpora call their speakers s01, s02, ...: the prefix keeps them apart
-    assert dm.speakers == [f"a/s{i:02d}" for i in range(1, 5)] + [f"b/s{i:02d}" for i in range(1, 4)]
-    assert {u.extras["corpus"] for u in dm.utterances} == {"a", "b"}
-    assert dm.corpus_names == ["a", "b"] and dm.corpus_label == "a + b"
-    assert dm.class_names == ["neutral", "sadness", "anger"]  # what both have, in canonical order
+    assert dm.corpus.speakers == [f"a/s{i:02d}" for i in range(1, 5)] + [f"b/s{i:02d}" for i in range(1, 4)]
+    assert {u.extras["corpus"] for u in dm.corpus.utterances} == {"a", "b"}
+    assert dm.corpus.corpus_names == ["a", "b"] and dm.corpus.label == "a + b"
+    assert dm.corpus.class_names == ["neutral", "sadness", "anger"]  # what both have, in canonical order
     line = next(r.getMessage() for r in caplog.records if "every corpus has" in r.getMessage())
     assert "happiness (a: 8)" in line and "fear (b: 6)" in line  # 4 speakers x 2, 3 speakers x 2 of each class
     # data.labels still selects, and a class one corpus lacks is named
     with caplog.at_level(logging.WARNING, logger="ser.data.decoded"):
         _, dm = loaded(make_cfg, cache_dir, "data.labels=[anger,happiness]", b_emotions="[neutral, sadness, anger, fear]",
                        speakers=(4, 3), per_speaker=8)
-    assert dm.class_names == ["anger", "happiness"]
+    assert dm.corpus.class_names == ["anger", "happiness"]
     assert any("corpus b has no ['happiness']" in r.getMessage() for r in caplog.records)
 
 
 def test_corpus_split_folds_and_in_domain_splits(make_cfg, cache_dir):
     cfg, dm = loaded(make_cfg, cache_dir, "split=corpus")
-    corpus = [u.extras["corpus"] for u in dm.utterances]
-    loco = instantiate(cfg.split).folds(dm.utterances)
+    corpus = [u.extras["corpus"] for u in dm.corpus.utterances]
+    loco = instantiate(cfg.split).folds(dm.corpus.utterances)
     assert [f.name for f in loco] == ["a", "b"] and [f.test_corpora for f in loco] == [["a"], ["b"]]
     for fold in loco:
         assert {corpus[i] for i in fold.test} == set(fold.test_corpora)
         assert {corpus[i] for i in fold.train + fold.val} == {"a", "b"} - set(fold.test_corpora)
         assert fold.val  # validation speakers come from the training corpus
     cfg.split.test = "b"
-    (single,) = instantiate(cfg.split).folds(dm.utterances)
+    (single,) = instantiate(cfg.split).folds(dm.corpus.utterances)
     assert (single.train, single.val, single.test) == (loco[1].train, loco[1].val, loco[1].test)
     cfg.split.test = "c"
     with pytest.raises(ValueError, match=r"split.test=c: not one of the corpora \['a', 'b'\]"):
-        instantiate(cfg.split).folds(dm.utterances)
+        instantiate(cfg.split).folds(dm.corpus.utterances)
     # in-domain splits over the namespaced speakers still work
     cfg = make_cfg("data=multi", corpora(cache_dir), "split=loso")
-    assert len(instantiate(cfg.split).folds(dm.utterances)) == 8
+    assert len(instantiate(cfg.split).folds(dm.corpus.utterances)) == 8
     # one corpus is not a cross-corpus set
     single_corpus = make_cfg("split=corpus", "debug=smoke")
-    dm1 = instantiate(single_corpus.data)
+    dm1 = build_corpus(single_corpus)
     dm1.load()
     with pytest.raises(ValueError, match="split=corpus needs several corpora: use data=multi"):
         instantiate(single_corpus.split).folds(dm1.utterances)
 
 
 def test_balance_corpus_draws_each_corpus_equally(make_cfg, cache_dir):
-    cfg, dm = loaded(make_cfg, cache_dir, "split=holdout", "split.test=[b/s01]", "split.val=0", "data.balance=corpus",
+    cfg, dm = loaded(make_cfg, cache_dir, "split=holdout", "split.test=[b/s01]", "split.val=0", "loader.balance=corpus",
                      speakers=(4, 3), per_speaker=8, b_seed=3, b_conditions="")
-    fold = instantiate(cfg.split).folds(dm.utterances)[0]
+    fold = instantiate(cfg.split).folds(dm.corpus.utterances)[0]
     dm.use_fold(fold)
     drawn = Counter()
     for epoch in range(10):
@@ -94,13 +95,14 @@ def test_balance_corpus_draws_each_corpus_equally(make_cfg, cache_dir):
         loader.batch_sampler.set_epoch(epoch)
         for batch in loader:
             drawn.update(batch["corpora"].tolist())
-    trained = Counter(dm.corpus_index(i) for i in fold.train)
+    trained = Counter(dm.corpus.corpus_index(i) for i in fold.train)
     assert trained[0] == 2 * trained[1]  # 4 speakers of a against 2 training speakers of b, 8 utterances each
-    assert 0.75 < drawn[0] / drawn[1] < 1.33  # 2 without data.balance
+    assert 0.75 < drawn[0] / drawn[1] < 1.33  # 2 without loader.balance
 
 
 def test_corpus_normalisation_uses_each_corpus_own_statistics():
-    from ser.features.normalize import FeatureNorm, Moments
+    from ser.features.normalize import FeatureNorm
+    from ser.nn import Moments
 
     norm = FeatureNorm("corpus", 2)
     assert norm.group_key == "corpora" and norm.needs_fit and norm.needs_speakers
@@ -123,7 +125,7 @@ def trained_pairs(tmp_path_factory, cache_dir):
     for kind, conditions in (("shifted", SHIFTED), ("same", "")):
         out = tmp_path_factory.mktemp(kind)
         cfg = compose_config(["data=multi", corpora(cache_dir, b_conditions=conditions),
-                              "split=corpus", "split.test=b", "model=pool", "trainer.max_epochs=8", "data.batch_size=8"],
+                              "split=corpus", "split.test=b", "model=pool", "trainer.max_epochs=8", "loader.batch_size=8"],
                              out, cache_dir)
         runs[kind] = (out, train(cfg))
     return runs
@@ -137,11 +139,12 @@ def test_cross_corpus_run_writes_per_corpus_metrics(trained_pairs):
 
 
 def test_corpus_shift_section_tells_shifted_from_same_conditions(trained_pairs):
+    from ser.diagnose.context import Options
     from ser.diagnose.core import diagnose
 
     evidence = {}
     for kind, (out, _) in trained_pairs.items():
-        report = diagnose(out, snrs=(), occlude=False, probes=False, retrain="false")
+        report = diagnose(out, Options(snrs=(), occlude=False, probes=False, retrain="false"))
         evidence[kind] = json.loads((report.parent / "diagnosis.json").read_text())
         assert "## Corpus shift" in report.read_text()
     shifted, same = evidence["shifted"]["checks"]["corpus_shift"], evidence["same"]["checks"]["corpus_shift"]
@@ -151,7 +154,7 @@ def test_corpus_shift_section_tells_shifted_from_same_conditions(trained_pairs):
     bias = [c for c in evidence["shifted"]["causes"] if c["id"] == "corpus_shift"]
     assert bias and bias[0]["score"] == pytest.approx(shifted["gap"], abs=1e-3)
     assert "on b" in bias[0]["evidence"] and "features.normalize=corpus" in bias[0]["try"]
-    # advice as exact overrides; one training corpus: nothing for data.balance=corpus to balance
+    # advice as exact overrides; one training corpus: nothing for loader.balance=corpus to balance
     assert bias[0]["advice"] == ["features.normalize=corpus", "augment=full", "experiment=pretrained"]
     assert "transductive" in bias[0]["try"]
     # the test corpus's recording differs as a whole: that is the corpus shift, not a second cause
@@ -215,16 +218,18 @@ def test_in_domain_split_over_two_corpora_reports_each(make_cfg, cache_dir, capl
 
 def test_a_manifest_corpus_column_is_metadata_in_a_single_corpus_run(make_cfg, cache_dir, tmp_path):
     _, multi = loaded(make_cfg, cache_dir, speakers=(4, 3), per_speaker=8, b_seed=3, b_conditions="")
-    rows = ["path,label,speaker,corpus"] + [f"{u.path},{u.label},{u.speaker},{u.extras['corpus']}" for u in multi.utterances]
+    rows = ["path,label,speaker,corpus"]
+    rows += [f"{u.path},{u.label},{u.speaker},{u.extras['corpus']}" for u in multi.corpus.utterances]
     (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
     cfg = make_cfg("data=manifest", f"data.root={tmp_path}", "split=holdout")
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()
-    assert dm.corpus_names == ["manifest"] and {dm.corpus_index(i) for i in range(len(dm.utterances))} == {0}
+    corpus = dm.corpus
+    assert corpus.corpus_names == ["manifest"] and {corpus.corpus_index(i) for i in range(len(corpus))} == {0}
     # split=corpus still reads the column, so a hand-made manifest can hold a cross-corpus set
     cfg = make_cfg("data=manifest", f"data.root={tmp_path}", "split=corpus", "split.test=b")
-    (fold,) = instantiate(cfg.split).folds(dm.utterances)
-    assert {dm.utterances[i].extras["corpus"] for i in fold.test} == {"b"}
+    (fold,) = instantiate(cfg.split).folds(dm.corpus.utterances)
+    assert {dm.corpus.utterances[i].extras["corpus"] for i in fold.test} == {"b"}
 
 
 def test_multi_reads_each_corpus_through_its_own_conf_data_option():

@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
-from hydra.utils import instantiate
 
+from ser.build import build_datamodule
 from ser.data.splits import Fold
 from ser.inspect import inspect_corpus
 
@@ -38,26 +38,27 @@ def corpus(tmp_path):
 
 
 def test_beyond_full_scale_and_duplicates_are_listed_and_warned(make_cfg, corpus, caplog):
-    dm = instantiate(make_cfg("data=manifest", f"data.root={corpus}", "data.cache_dir=null").data)
+    dm = build_datamodule(make_cfg("data=manifest", f"data.root={corpus}", "data.cache_dir=null"))
     with caplog.at_level(logging.WARNING):
         dm.load()
-    assert dm.out_of_range == [str(corpus / "s2_neutral_0.wav")]
-    assert dm.duplicates == [[str(corpus / "s1_anger_0.wav"), str(corpus / "s3_anger_0.wav")]]
+    assert dm.corpus.out_of_range == [str(corpus / "s2_neutral_0.wav")]
+    assert dm.corpus.duplicates == [[str(corpus / "s1_anger_0.wav"), str(corpus / "s3_anger_0.wav")]]
     assert "beyond full scale" in caplog.text and "identical recordings" in caplog.text
-    assert float(dm.waves[dm.utterances.index(next(u for u in dm.utterances if "s2_neutral_0" in u.path))].abs().max()) > 2
-    summary = inspect_corpus(dm)
-    assert summary["out_of_range"] == dm.out_of_range and summary["duplicates"] == dm.duplicates
-    by_speaker = {s: [i for i, u in enumerate(dm.utterances) if u.speaker == s] for s in ("s1", "s2", "s3")}
+    loud = next(i for i, u in enumerate(dm.corpus.utterances) if "s2_neutral_0" in u.path)
+    assert float(dm.corpus.audio(loud).abs().max()) > 2
+    summary = inspect_corpus(dm.corpus)
+    assert summary["out_of_range"] == dm.corpus.out_of_range and summary["duplicates"] == dm.corpus.duplicates
+    by_speaker = {s: [i for i, u in enumerate(dm.corpus.utterances) if u.speaker == s] for s in ("s1", "s2", "s3")}
     # s1 trains and s3 tests: the copied recording would be heard in training and tested
     with pytest.raises(ValueError, match=r"1 recordings are in training and in validation/test under different names"):
         dm.use_fold(Fold("leak", by_speaker["s1"], by_speaker["s2"], by_speaker["s3"]))
 
 
 def test_a_fold_without_a_class_warns_with_its_name(make_cfg, corpus, caplog):
-    dm = instantiate(make_cfg("data=manifest", f"data.root={corpus}", "data.cache_dir=null").data)
+    dm = build_datamodule(make_cfg("data=manifest", f"data.root={corpus}", "data.cache_dir=null"))
     dm.load()
-    test = [i for i, u in enumerate(dm.utterances) if u.speaker == "s2" and u.label == "neutral"]
-    train = [i for i, u in enumerate(dm.utterances) if u.speaker == "s1"]
+    test = [i for i, u in enumerate(dm.corpus.utterances) if u.speaker == "s2" and u.label == "neutral"]
+    train = [i for i, u in enumerate(dm.corpus.utterances) if u.speaker == "s1"]
     with caplog.at_level(logging.WARNING):
         dm.use_fold(Fold("f7", train, [], test))
     assert "fold f7: the test set has no anger" in caplog.text

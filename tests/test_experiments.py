@@ -35,7 +35,7 @@ MODELS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "model").g
 
 @pytest.mark.parametrize("model", MODELS)
 def test_the_pretrained_recipe_takes_every_downstream(model, tmp_path, cache_dir):
-    from ser.train import build_module
+    from ser.build import build_module
 
     pytest.importorskip("resemblyzer")
     cfg = compose_config(["experiment=pretrained", f"model={model}"], tmp_path, cache_dir)

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from ser.features.frontend import MFCC, LogMel
-from ser.features.normalize import FeatureNorm, Moments
+from ser.features.normalize import FeatureNorm
 from ser.features.spectrogram import MelSpectrogram
+from ser.nn import Moments
 
 
 def padded(lengths: list[int], scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:

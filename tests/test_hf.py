@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hydra.utils import instantiate
 
 datasets = pytest.importorskip("datasets", reason="data=hf comes with the hf extra")
 
 from ser.audio import AudioError, load_audio  # noqa: E402
+from ser.build import build_datamodule  # noqa: E402
 
 EMOTIONS = ["ang", "hap", "neu", "sad"]
 
@@ -51,12 +51,12 @@ COLUMNS = "data.columns={audio: audio, label: emotion, speaker: speaker_id}"
 def test_a_saved_dataset_reads_like_its_files(make_cfg, tmp_path):
     rows = _wavs(tmp_path / "wav")
     folder = _save_to_disk(tmp_path, rows)
-    dm = instantiate(make_cfg("data=hf", f"data.root={folder}", COLUMNS).data)
+    dm = build_datamodule(make_cfg("data=hf", f"data.root={folder}", COLUMNS))
     dm.load()
-    assert len(dm.utterances) == 12 and dm.speakers == ["spk0", "spk1", "spk2"]
-    assert dm.class_names == ["neutral", "happiness", "sadness", "anger"]  # class ids named, then canonical
-    assert dm.utterances[0].path == "hf://ds/train/0" and dm.utterances[0].label == "anger"
-    for wave, r in zip(dm.waves, rows):
+    assert len(dm.corpus.utterances) == 12 and dm.corpus.speakers == ["spk0", "spk1", "spk2"]
+    assert dm.corpus.class_names == ["neutral", "happiness", "sadness", "anger"]  # class ids named, then canonical
+    assert dm.corpus.utterances[0].path == "hf://ds/train/0" and dm.corpus.utterances[0].label == "anger"
+    for wave, r in zip((dm.corpus.audio(i) for i in range(len(dm.corpus))), rows):
         assert torch.equal(wave, load_audio(r["file"], 16000))  # the project's own decoding, bit for bit
 
 
@@ -70,25 +70,25 @@ def test_an_audiofolder_with_a_label_map_and_a_split_column(make_cfg, tmp_path):
                         "test" if r["speaker_id"] == "spk2" else "train"])
     cfg = make_cfg("data=hf", f"data.root={tmp_path / 'af'}", "data.columns={label: mood, speaker: who, split: part}",
                    "data.label_map={glad: happiness, calm: neutral, down: sadness}")
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()
-    assert sorted(dm.class_names) == ["anger", "happiness", "neutral", "sadness"]  # angry -> anger by spelling
-    assert {u.extras["split"] for u in dm.utterances if u.speaker == "spk2"} == {"test"}
-    assert all(u.path.endswith(".wav") for u in dm.utterances)  # real files keep their names
+    assert sorted(dm.corpus.class_names) == ["anger", "happiness", "neutral", "sadness"]  # angry -> anger by spelling
+    assert {u.extras["split"] for u in dm.corpus.utterances if u.speaker == "spk2"} == {"test"}
+    assert all(u.path.endswith(".wav") for u in dm.corpus.utterances)  # real files keep their names
 
 
 def test_bad_rows_and_columns_are_named(make_cfg, tmp_path):
     rows = _wavs(tmp_path / "wav", silent=(3,))
     folder = _save_to_disk(tmp_path, rows)
     with pytest.raises(AudioError, match=r"hf://ds/train/3.*silent"):
-        instantiate(make_cfg("data=hf", f"data.root={folder}", COLUMNS).data).load()
-    dm = instantiate(make_cfg("data=hf", f"data.root={folder}", COLUMNS, "data.on_bad_file=skip").data)
+        build_datamodule(make_cfg("data=hf", f"data.root={folder}", COLUMNS)).load()
+    dm = build_datamodule(make_cfg("data=hf", f"data.root={folder}", COLUMNS, "data.on_bad_file=skip"))
     dm.load()
-    assert len(dm.utterances) == 11 and dm.skipped[0]["path"] == "hf://ds/train/3"
+    assert len(dm.corpus.utterances) == 11 and dm.corpus.skipped[0]["path"] == "hf://ds/train/3"
     with pytest.raises(ValueError, match="data.columns: label=mood"):
-        instantiate(make_cfg("data=hf", f"data.root={folder}", "data.columns={label: mood}").data).load()
+        build_datamodule(make_cfg("data=hf", f"data.root={folder}", "data.columns={label: mood}")).load()
     with pytest.raises(FileNotFoundError, match="data.root"):
-        instantiate(make_cfg("data=hf", f"data.root={tmp_path / 'nowhere'}").data).load()
+        build_datamodule(make_cfg("data=hf", f"data.root={tmp_path / 'nowhere'}")).load()
 
 
 def test_a_dataset_trains_through_train_py(make_cfg, tmp_path):
@@ -97,7 +97,7 @@ def test_a_dataset_trains_through_train_py(make_cfg, tmp_path):
     rows = _wavs(tmp_path / "wav", n=24)
     folder = _save_to_disk(tmp_path, rows)
     cfg = make_cfg("data=hf", f"data.root={folder}", COLUMNS, "split=loso", "trainer.max_epochs=1",
-                   "data.batch_size=8", "model=pool")
+                   "loader.batch_size=8", "model=pool")
     metrics = train(cfg)
     summary = json.loads((Path(cfg.paths.output_dir) / "cv_summary.json").read_text())
     assert [f["fold"] for f in summary["folds"]] == ["spk0", "spk1", "spk2"]  # one per speaker of the dataset
@@ -118,21 +118,21 @@ def test_a_streamed_dataset_reads_once_and_keeps_no_copy(make_cfg, tmp_path, mon
     folder = _save_to_disk(tmp_path, rows)
     datasets.load_from_disk(str(folder))["train"].to_parquet(str(tmp_path / "pq" / "train.parquet"))
     store = f"data.cache_dir={tmp_path / 'store'}"
-    in_place = instantiate(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.cache_dir=null").data)
+    in_place = build_datamodule(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.cache_dir=null"))
     in_place.load()
     reads = []
     streamed_row = HFCorpus._streamed
     monkeypatch.setattr(HFCorpus, "_streamed", lambda self, split, i: reads.append(i) or streamed_row(self, split, i))
-    dm = instantiate(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.corpus.streaming=true",
-                              store).data)
+    dm = build_datamodule(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.corpus.streaming=true",
+                              store))
     dm.load()
-    assert dm.corpus.streaming and reads == list(range(12))
-    assert dm.class_names == in_place.class_names
-    assert [u.path for u in dm.utterances] == [f"hf://pq/train/{i}" for i in range(12)]
-    assert all(torch.equal(a, b) for a, b in zip(dm.waves, in_place.waves))
-    assert all(torch.equal(a, load_audio(r["file"], 16000)) for a, r in zip(dm.waves, rows))
+    assert dm.corpus.adapter.streaming and reads == list(range(12))
+    assert dm.corpus.class_names == in_place.corpus.class_names
+    assert [u.path for u in dm.corpus.utterances] == [f"hf://pq/train/{i}" for i in range(12)]
+    assert all(torch.equal(dm.corpus.audio(i), in_place.corpus.audio(i)) for i in range(len(dm.corpus)))
+    assert all(torch.equal(dm.corpus.audio(i), load_audio(r["file"], 16000)) for i, r in enumerate(rows))
     reads.clear()
-    again = instantiate(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.corpus.streaming=true",
-                                 store).data)
+    again = build_datamodule(make_cfg("data=hf", f"data.root={tmp_path / 'pq'}", COLUMNS, "data.corpus.streaming=true",
+                                 store))
     again.load()
-    assert reads == [] and all(torch.equal(a, b) for a, b in zip(again.waves, dm.waves))
+    assert reads == [] and all(torch.equal(again.corpus.audio(i), dm.corpus.audio(i)) for i in range(len(dm.corpus)))

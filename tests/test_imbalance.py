@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from ser.build import build_datamodule
 from ser.data.samplers import BalancedBatchSampler
 from ser.models.loss import ClassificationLoss, class_weights
 
@@ -59,12 +60,12 @@ def test_balanced_sampler_evens_out_classes():
 
 
 def test_train_fraction_subsamples_only_training(make_cfg):
-    cfg = make_cfg("debug=smoke", "data.train_fraction={anger: 0.25}")
-    dm = instantiate(cfg.data)
+    cfg = make_cfg("debug=smoke", "fold.train_fraction={anger: 0.25}")
+    dm = build_datamodule(cfg)
     dm.load()
-    (fold,) = instantiate(cfg.split).folds(dm.utterances)
-    before = Counter(dm.utterances[i].label for i in fold.train)
+    (fold,) = instantiate(cfg.split).folds(dm.corpus.utterances)
+    before = Counter(dm.corpus.utterances[i].label for i in fold.train)
     dm.use_fold(fold)
-    after = Counter(dm.utterances[i].label for i in dm.fold.train)
+    after = Counter(dm.corpus.utterances[i].label for i in dm.fold.train)
     assert after["anger"] == round(before["anger"] * 0.25) and after["sadness"] == before["sadness"]
     assert dm.fold.test == fold.test

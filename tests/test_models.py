@@ -6,8 +6,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from ser.features.normalize import Moments
-from ser.train import build_module
+from ser.build import build_module
+from ser.nn import Moments
 
 MODELS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "model").glob("*.yaml"))
 FEATURES = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "features").glob("*.yaml"))
@@ -96,7 +96,7 @@ def test_ua_averages_only_the_classes_the_labels_hold():
     # one definition everywhere: the baselines, the diagnosis and the CV summary count the same
     from ser.baselines.run import metrics_of
     from ser.cv import summarize
-    from ser.diagnose.analysis import ua
+    from ser.stats import ua
 
     names = ["anger", "disgust", "neutral"]
     baseline, _ = metrics_of(labels.numpy(), preds.numpy(), names)

@@ -1,6 +1,6 @@
-"""Training through noisy labels. data.exclude: the utterances a file names leave training and validation
+"""Training through noisy labels. fold.exclude: the utterances a file names leave training and validation
 (never test), counted in the log; a file that names nothing of this corpus, or no file, is an error naming
-data.exclude. loss=gce: generalized cross-entropy, bounded per example."""
+fold.exclude. loss=gce: generalized cross-entropy, bounded per example."""
 
 import csv
 
@@ -9,16 +9,17 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from ser.build import build_datamodule
 from ser.data.exclude import read_exclude
 from ser.models.loss import ClassificationLoss
 
 
 def _data(make_cfg, *overrides):
     cfg = make_cfg("debug=smoke", "data.corpus.num_speakers=6", *overrides)
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.load()
-    (fold,) = instantiate(cfg.split).folds(dm.utterances)
+    (fold,) = instantiate(cfg.split).folds(dm.corpus.utterances)
     return dm, fold
 
 
@@ -30,13 +31,13 @@ def test_a_suspect_list_leaves_training_and_validation_only(make_cfg, tmp_path, 
         writer = csv.DictWriter(f, fieldnames=["path", "speaker", "given", "likely", "quality", "flagged"])
         writer.writeheader()
         for i in named:
-            writer.writerow({"path": dm.utterances[i].path, "speaker": "s", "given": "a", "likely": "b", "quality": 0.1,
-                             "flagged": True})
-        writer.writerow({"path": dm.utterances[fold.train[-1]].path, "speaker": "s", "given": "a", "likely": "a",
+            writer.writerow({"path": dm.corpus.utterances[i].path, "speaker": "s", "given": "a", "likely": "b",
+                             "quality": 0.1, "flagged": True})
+        writer.writerow({"path": dm.corpus.utterances[fold.train[-1]].path, "speaker": "s", "given": "a", "likely": "a",
                          "quality": 0.9, "flagged": False})
     with caplog.at_level("INFO"):
-        excluded, same = _data(make_cfg, f"data.exclude={listing}")
-    assert "data.exclude leaves 10 utterances out" in caplog.text
+        excluded, same = _data(make_cfg, f"fold.exclude={listing}")
+    assert "fold.exclude leaves 10 utterances out" in caplog.text
     excluded.use_fold(same)
     gone = set(fold.train[:5] + fold.val[:2])
     assert excluded.fold.train == [i for i in fold.train if i not in gone]  # the unflagged row stays
@@ -47,17 +48,17 @@ def test_a_suspect_list_leaves_training_and_validation_only(make_cfg, tmp_path, 
 def test_plain_lists_and_bad_files_are_named(make_cfg, tmp_path):
     dm, fold = _data(make_cfg)
     plain = tmp_path / "drop.txt"
-    plain.write_text("# one path per line\n" + "\n".join(dm.utterances[i].path for i in fold.train[:4]) + "\n")
-    assert read_exclude(plain) == [dm.utterances[i].path for i in fold.train[:4]]
-    excluded, same = _data(make_cfg, f"data.exclude={plain}")
+    plain.write_text("# one path per line\n" + "\n".join(dm.corpus.utterances[i].path for i in fold.train[:4]) + "\n")
+    assert read_exclude(plain) == [dm.corpus.utterances[i].path for i in fold.train[:4]]
+    excluded, same = _data(make_cfg, f"fold.exclude={plain}")
     excluded.use_fold(same)
     assert len(excluded.fold.train) == len(fold.train) - 4
-    with pytest.raises(FileNotFoundError, match="data.exclude="):
-        _data(make_cfg, f"data.exclude={tmp_path / 'missing.csv'}")
+    with pytest.raises(FileNotFoundError, match="fold.exclude="):
+        _data(make_cfg, f"fold.exclude={tmp_path / 'missing.csv'}")
     other = tmp_path / "other.txt"
     other.write_text("/elsewhere/a.wav\n/elsewhere/b.wav\n")
     with pytest.raises(ValueError, match="none of its 2 paths"):
-        _data(make_cfg, f"data.exclude={other}")
+        _data(make_cfg, f"fold.exclude={other}")
 
 
 def test_generalized_cross_entropy_bounds_what_a_wrong_label_costs(make_cfg):

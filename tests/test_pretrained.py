@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from ser.build import build_datamodule
 from ser.checkpoint import load_model
+from ser.data.upstream_cache import Upstream
 from ser.train import train
 from tests.conftest import compose_config, save_tiny_ssl
 
@@ -141,16 +143,16 @@ def test_the_cache_is_invisible_to_the_model(ge2e_run):
 
     cfg, _ = ge2e_run
     model = load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.load()
-    dm.use_fold(instantiate(cfg.split).folds(dm.utterances)[0])
-    dm.use_frontend(model.frontend)
+    dm.use_fold(instantiate(cfg.split).folds(dm.corpus.utterances)[0])
+    dm.use_upstream(Upstream.of(model.frontend, "cpu", dm.corpus.upstream_cache))
     cached = next(iter(dm.test_dataloader()))
     with torch.no_grad():
         feats, frames = model.frontend_features(cached)
         from_cache = model.classify(model.normalizer(feats, frames), frames).softmax(-1)
         index = cached["index"].tolist()
-        waves = [dm.waves[dm.fold.test[i]] for i in index]
+        waves = [dm.corpus.audio(dm.fold.test[i]) for i in index]
         lengths = torch.tensor([w.numel() for w in waves])
         batch = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
         from_waves = model(batch, lengths).softmax(-1)
@@ -160,7 +162,8 @@ def test_the_cache_is_invisible_to_the_model(ge2e_run):
 def test_predict_export_and_diagnose_a_ge2e_run(ge2e_run, tmp_path, capsys):
     import soundfile as sf
 
-    from ser.diagnose import diagnose
+    from ser.diagnose.context import Options
+    from ser.diagnose.core import diagnose
     from ser.export import export
     from ser.predict import main as predict
 
@@ -171,7 +174,8 @@ def test_predict_export_and_diagnose_a_ge2e_run(ge2e_run, tmp_path, capsys):
     assert capsys.readouterr().out.count("\n") == 2
     exported = export(ckpt, "torchscript", tmp_path / "model.pt")
     assert json.loads(exported.with_name(exported.name + ".labels.json").read_text())["max_abs_diff_vs_eager"] < 1e-4
-    report = diagnose(cfg.paths.output_dir, snrs=(10,), out=tmp_path / "diagnosis", probes=False, retrain="false")
+    options = Options(snrs=(10,), out=str(tmp_path / "diagnosis"), probes=False, retrain="false")
+    report = diagnose(cfg.paths.output_dir, options)
     assert "layer 2" in report.read_text()
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ser.results import main, permutation, wilcoxon
+from ser.results import main
+from ser.stats import sign_flip_p, wilcoxon
 
 
 def fake_run(folder: Path, model: str, seed: int, uas: list[float] | None, lr: float = 1e-3, status: str = "finished"):
@@ -72,5 +73,5 @@ def test_signed_rank_and_permutation_p_values():
     d = np.random.default_rng(1).normal(0.02, 0.05, size=12)
     assert wilcoxon(d) == pytest.approx(scipy_stats.wilcoxon(d, method="exact").pvalue, rel=1e-9)
     assert wilcoxon(np.zeros(5)) == 1.0
-    assert permutation(np.full(10, 0.1)) == pytest.approx(2 / 2**10)
-    assert 0.2 < permutation(np.array([0.1, -0.1, 0.05, -0.05, 0.02])) <= 1.0
+    assert sign_flip_p(np.full(10, 0.1)) == pytest.approx(2 / 2**10)
+    assert 0.2 < sign_flip_p(np.array([0.1, -0.1, 0.05, -0.05, 0.02])) <= 1.0

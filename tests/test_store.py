@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+from ser.build import build_datamodule
 from ser.data.store import ArrayStore, StoreFullError
 
 
@@ -122,7 +123,6 @@ def test_a_small_store_is_held_in_memory_and_a_large_one_read_per_batch(tmp_path
     """data.resident_mb: stored items that fit are read once into memory (tensors, equal to the store's), more
     stay handles read per item; the data module's audio follows it."""
     import torch
-    from hydra.utils import instantiate
 
     from ser.data.store import Stored, resident
 
@@ -137,10 +137,10 @@ def test_a_small_store_is_held_in_memory_and_a_large_one_read_per_batch(tmp_path
     assert all(np.array_equal(x.numpy(), a) for x, a in zip(held, arrays.values()))
     assert "held in memory" in caplog.text and "read per batch" in caplog.text
     audio = f"data.cache_dir={tmp_path / 'audio'}"
-    dm = instantiate(make_cfg(audio, "data.resident_mb=0").data)
+    dm = build_datamodule(make_cfg(audio, "data.resident_mb=0"))
     dm.load()
-    assert all(isinstance(dm.waves.handle(i), Stored) for i in range(len(dm.waves)))
-    small = instantiate(make_cfg(audio).data)
+    assert all(isinstance(dm.corpus.stored(i), Stored) for i in range(len(dm.corpus)))
+    small = build_datamodule(make_cfg(audio))
     small.load()
-    assert all(torch.is_tensor(small.waves.handle(i)) for i in range(len(small.waves)))
-    assert all(torch.equal(a, b) for a, b in zip(dm.waves, small.waves))
+    assert all(torch.is_tensor(small.corpus.stored(i)) for i in range(len(small.corpus)))
+    assert all(torch.equal(dm.corpus.audio(i), small.corpus.audio(i)) for i in range(len(dm.corpus)))

@@ -46,7 +46,7 @@ def test_short_run_beats_chance_clearly(make_cfg):
 
 
 def test_prosody_features_with_noise_augmentation_train(make_cfg):
-    metrics = train(make_cfg("debug=smoke", "features=logmel_prosody", "augment=full", "data.sampler=balanced",
+    metrics = train(make_cfg("debug=smoke", "features=logmel_prosody", "augment=full", "loader.sampler=balanced",
                              "loss=focal"))
     assert 0.0 <= metrics["test/ua"] <= 1.0
 

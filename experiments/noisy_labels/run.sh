@@ -16,5 +16,5 @@ run noisy inject.label_noise=0.3
 # the diagnosis lists the suspect labels (no retraining needed for the list)
 "$PY" -m ser.diagnose run="$OUT/noisy" retrain=false occlude=false snrs=[10] > "$OUT/diagnose.log" 2>&1
 run noisy_gce inject.label_noise=0.3 loss=gce
-run noisy_exclude inject.label_noise=0.3 data.exclude="$OUT/noisy/diagnosis/suspect_labels.csv"
-run noisy_exclude_gce inject.label_noise=0.3 data.exclude="$OUT/noisy/diagnosis/suspect_labels.csv" loss=gce
+run noisy_exclude inject.label_noise=0.3 fold.exclude="$OUT/noisy/diagnosis/suspect_labels.csv"
+run noisy_exclude_gce inject.label_noise=0.3 fold.exclude="$OUT/noisy/diagnosis/suspect_labels.csv" loss=gce

@@ -8,7 +8,7 @@ same speaker-independent splits and the same summary files as ``train.py`` (``me
 fold, ``cv_summary.json`` and ``cv_summary.md`` per classifier under ``out``), so deep and
 classical runs compare side by side.
 
-Feature sets (``ser.baselines.features``): any ``conf/features`` frontend (``logmel`` functionals,
+Feature sets (``ser.feature_sets``): any ``conf/features`` frontend (``logmel`` functionals,
 the default; ``ge2e`` and ``ssl`` hidden-state statistics, with ``features.*`` overrides), and the
 openSMILE sets ``egemaps`` and ``compare``. A list fuses them, each block weighted equally after
 standardisation. Extracted features are cached on disk (``<paths.cache_dir>/baselines``).
@@ -17,15 +17,3 @@ standardisation. Extracted features are cached on disk (``<paths.cache_dir>/base
 
 Needs the ``baselines`` extra (scikit-learn, opensmile).
 """
-
-import importlib
-
-__all__ = ["functionals", "main", "per_speaker"]  # and ser.baselines.run.run(cfg, ...)
-_LAZY = {"functionals": "ser.baselines.features", "main": "ser.baselines.run", "per_speaker": "ser.baselines.run"}
-
-
-def __getattr__(name: str):
-    # torch, scikit-learn and Lightning load on first use: `python -m ser.baselines --help` should not wait for them
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(name)

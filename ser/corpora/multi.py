@@ -96,7 +96,7 @@ class MultiCorpus:
         for name, part in self.parts.items():
             found, bad = part.scan()
             for u in found:
-                u.extras = {**u.extras, "corpus": name, "corpus_speaker": u.speaker}
+                u.extras = {**u.extras, "corpus": name}
                 u.speaker = f"{name}/{u.speaker}"
             utterances += found
             problems += [{**p, "corpus": name} for p in bad]

@@ -44,7 +44,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ser.audio import band_pass, pink_noise
+from ser.acoustics import band_pass, pink_noise
 from ser.corpora.utterance import Utterance
 
 log = logging.getLogger(__name__)
@@ -184,31 +184,42 @@ def _resonance(freqs: np.ndarray, centre: np.ndarray, bandwidth: np.ndarray) -> 
 
 
 def synthesize(emotion: str, speaker: Speaker, duration_s: float, sample_rate: int, difficulty: float, rng):
-    """Render one utterance; returns (wave float32 (T,), the drawn Profile)."""
+    """Render one utterance; returns (wave float32 (T,), the drawn Profile). Every draw comes from ``rng``, in the
+    order of the steps below."""
     p = draw_params(emotion, speaker, difficulty, rng)
     n = int(duration_s * sample_rate)
-    n_frames = n // HOP + 1
-    frame_t = np.arange(n_frames) * HOP / sample_rate
-    sample_t = np.arange(n) / sample_rate
+    frame_t = np.arange(n // HOP + 1) * HOP / sample_rate
     segs = _segments(duration_s, speaker.rate * p.rate, p.pause, rng)
     vowels = [s for s in segs if s[0] == "vowel"]
+    f0 = _f0_contour(p, speaker, vowels, frame_t, np.arange(n) / sample_rate, duration_s, rng)
+    voiced, fric = _excitation(segs, n, sample_rate)
+    source, noise = _sources(f0, voiced, fric, p, sample_rate, rng)
+    voiced_env, fric_env = _envelopes(p, speaker, vowels, frame_t, duration_s, sample_rate, rng)
+    wave = _shape(source, voiced_env, n) + _shape(noise, fric_env, n)
+    rms = np.sqrt(np.mean(wave[voiced > 0] ** 2)) if (voiced > 0).any() else np.sqrt(np.mean(wave**2))
+    wave *= 10 ** ((p.level_db - 26.0) / 20) / max(rms, 1e-9)
+    return wave, p
 
-    # F0 contour in semitones around the speaker's base: declination, accents, terminal, wander.
-    st = np.full(n_frames, p.f0_st) - 2.0 * frame_t / max(duration_s, 1e-3)
+
+def _f0_contour(p: Profile, speaker: Speaker, vowels: list, frame_t: np.ndarray, sample_t: np.ndarray,
+                duration_s: float, rng) -> np.ndarray:
+    """F0 per sample (Hz): semitones around the speaker's base with declination, accents, a terminal and wander."""
+    st = np.full(len(frame_t), p.f0_st) - 2.0 * frame_t / max(duration_s, 1e-3)
     for i, (_, a, b, _, stressed) in enumerate(vowels):
         mid, width = (a + b) / 2, max(b - a, 0.04)
         height = (rng.uniform(1.5, 3.5) if stressed else rng.uniform(0.0, 1.0)) * 2.0 * p.range
         st += height * np.exp(-0.5 * ((frame_t - mid) / (0.4 * width)) ** 2)
         if i == len(vowels) - 1:
             st += p.final_st * np.clip((frame_t - a) / width, 0.0, 1.0)
-    wander = np.cumsum(rng.normal(0, 0.08, n_frames))
+    wander = np.cumsum(rng.normal(0, 0.08, len(frame_t)))
     st += (wander - wander.mean()) * p.range
     f0 = speaker.f0_hz * 2.0 ** (np.interp(sample_t, frame_t, st) / 12.0)
-    f0 = np.clip(f0, 50.0, 600.0)
+    return np.clip(f0, 50.0, 600.0)
 
-    # Where it is voiced, with 15 ms ramps; where there is frication.
-    voiced = np.zeros(n)
-    fric = np.zeros(n)
+
+def _excitation(segs: list, n: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) voicing (with 15 ms ramps) and frication envelopes of the segments."""
+    voiced, fric = np.zeros(n), np.zeros(n)
     ramp = int(0.015 * sample_rate)
     for kind, a, b, _, stressed in segs:
         i, j = int(a * sample_rate), int(b * sample_rate)
@@ -223,8 +234,14 @@ def synthesize(emotion: str, speaker: Speaker, duration_s: float, sample_rate: i
         else:  # a stop: closure silence then a short burst
             burst = min(int(0.012 * sample_rate), j - i)
             fric[j - burst : j] = np.hanning(burst) * 0.8
+    return voiced, fric
 
-    # Glottal pulses at each period of the contour, displaced by jitter, scaled by shimmer.
+
+def _sources(f0: np.ndarray, voiced: np.ndarray, fric: np.ndarray, p: Profile, sample_rate: int,
+             rng) -> tuple[np.ndarray, np.ndarray]:
+    """The voiced source (glottal pulses at each period of the contour, displaced by jitter, scaled by shimmer, with
+    breath noise) and the frication noise, (n,) each."""
+    n = len(f0)
     phase = np.cumsum(f0 / sample_rate)
     pulse_at = np.flatnonzero(np.diff(np.floor(phase)) > 0) + 1
     pulse_at = pulse_at[voiced[pulse_at] > 0]
@@ -238,9 +255,13 @@ def synthesize(emotion: str, speaker: Speaker, duration_s: float, sample_rate: i
     np.add.at(source, base, amp * (1 - frac))
     np.add.at(source, base + 1, amp * frac)
     source = source[:n] + p.breath * 3.0 * voiced * rng.normal(size=n)
-    noise = fric * rng.normal(size=n)
+    return source, fric * rng.normal(size=n)
 
-    # Spectral envelopes per frame: moving formants for voicing, a high resonance for frication.
+
+def _envelopes(p: Profile, speaker: Speaker, vowels: list, frame_t: np.ndarray, duration_s: float, sample_rate: int,
+               rng) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral envelopes per frame: moving formants for voicing (T', K), a high resonance for frication (1, K)."""
+    n_frames = len(frame_t)
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
     scale = speaker.formant_scale * (1.0 + p.formant)
     centres = np.array([(a + b) / 2 for _, a, b, _, _ in vowels] or [duration_s / 2])
@@ -257,18 +278,15 @@ def synthesize(emotion: str, speaker: Speaker, duration_s: float, sample_rate: i
     w = (at - lo)[:, None]
     voiced_env = env[lo] * (1 - w) + env[np.minimum(lo + 1, coarse.size - 1)] * w
     fric_env = _resonance(freqs, np.array([[rng.uniform(3500, 6000)]]), np.array([[2500.0]])) * 0.3
+    return voiced_env, fric_env
 
+
+def _shape(x: np.ndarray, env: np.ndarray, n: int) -> np.ndarray:
+    """``x`` (n,) filtered frame by frame by ``env`` (T', K) in the STFT domain."""
     window = torch.hann_window(N_FFT, dtype=torch.float64)
-
-    def shape(x, env):
-        spec = torch.stft(torch.from_numpy(x), N_FFT, HOP, window=window, return_complex=True)
-        spec = spec * torch.from_numpy(np.ascontiguousarray(env.T))
-        return torch.istft(spec, N_FFT, HOP, window=window, length=n).numpy()
-
-    wave = shape(source, voiced_env) + shape(noise, fric_env)
-    rms = np.sqrt(np.mean(wave[voiced > 0] ** 2)) if (voiced > 0).any() else np.sqrt(np.mean(wave**2))
-    wave *= 10 ** ((p.level_db - 26.0) / 20) / max(rms, 1e-9)
-    return wave, p
+    spec = torch.stft(torch.from_numpy(x), N_FFT, HOP, window=window, return_complex=True)
+    spec = spec * torch.from_numpy(np.ascontiguousarray(env.T))
+    return torch.istft(spec, N_FFT, HOP, window=window, length=n).numpy()
 
 
 def add_noise(wave: np.ndarray, snr_db: float, rng) -> np.ndarray:

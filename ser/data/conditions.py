@@ -35,11 +35,9 @@ import numpy as np
 import torch
 import torchaudio
 
-from ser.audio import band_pass, pink_noise
+from ser.acoustics import BABBLE_TALKERS, NOISES, TELEPHONE, band_pass, full_scale, gain, mix_at_snr, noise
+from ser.audio import resample
 
-NOISES = ("white", "pink", "babble")
-TELEPHONE = (300.0, 3400.0)
-BABBLE_TALKERS = 4
 ROOM_MIN, ROOM_MAX = (3.0, 3.0, 2.5), (8.0, 6.0, 3.5)
 MAX_REFLECTION_ORDER = 17  # image sources beyond this add little to a 16 kHz RIR and cost seconds
 
@@ -157,10 +155,8 @@ class Conditions:
         if plan.telephone:
             x = band_pass(x, *TELEPHONE, sample_rate)
         if plan.noise:
-            power = np.mean(x**2)
-            x = x + noise(plan.noise, len(x), rng, babble) * np.sqrt(power / 10 ** (plan.snr_db / 10))
-        x = x * 10 ** (plan.gain_db / 20)
-        return torch.from_numpy(np.clip(x, -1.0, 1.0).astype(np.float32))
+            x = mix_at_snr(x, noise(plan.noise, len(x), rng, babble), plan.snr_db)
+        return torch.from_numpy(full_scale(gain(x, plan.gain_db)))
 
     def room_response(self, rt60_s: float, seed: int, sample_rate: int) -> np.ndarray:
         key = (round(rt60_s, 4), seed, sample_rate)
@@ -177,25 +173,6 @@ def babble_talkers(digest: str, copy: int, seed: int, candidates: Sequence[int])
     """
     order = sorted(candidates, key=lambda i: zlib.crc32(f"{seed}/{digest}/{copy}/{i}".encode()))
     return order[:BABBLE_TALKERS]
-
-
-def noise(kind: str, n: int, rng: np.random.Generator, babble: Sequence[torch.Tensor] = ()) -> np.ndarray:
-    """(n,) noise of unit power: white, pink (1/f power) or babble (the ``babble`` waves, each at equal level)."""
-    if kind == "white":
-        out = rng.standard_normal(n)
-    elif kind == "pink":
-        out = pink_noise(n, rng)
-    else:
-        if not babble:
-            raise ValueError("babble noise needs utterances of other speakers to mix; this fold has none")
-        out = np.zeros(n)
-        for wave in babble:
-            talker = wave.double().numpy()
-            talker = np.tile(talker, n // max(len(talker), 1) + 1)
-            start = int(rng.integers(len(talker) - n + 1))
-            part = talker[start : start + n]
-            out += part / max(np.sqrt(np.mean(part**2)), 1e-8)
-    return out / max(np.sqrt(np.mean(out**2)), 1e-12)
 
 
 def _pyroomacoustics():
@@ -235,8 +212,6 @@ def shift_voice(x: np.ndarray, semitones: float, sample_rate: int, n_fft: int = 
     """``x`` with pitch and formants shifted by ``semitones``, its length kept: a phase-vocoder time stretch by
     the shift's ratio, then resampled back by it (as ``torchaudio.functional.pitch_shift``, with soxr, which
     takes any ratio; torchaudio's resampler is slow for rates without a large common divisor)."""
-    from ser.audio import resample
-
     ratio = 2.0 ** (semitones / 12.0)
     hop = n_fft // 4
     window = torch.hann_window(n_fft, dtype=torch.float64)

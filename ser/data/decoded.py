@@ -1,23 +1,28 @@
 """A corpus read once: the adapter's listing, the labels kept, every file decoded (into the audio store).
 
-This is the fold-independent half of the data module (``SERDataModule`` serves folds of it):
-what ``ser.inspect``, ``ser.baselines`` and ``ser.diagnose`` need to know about a corpus before any
-fold exists. Bad files stop the load naming the file, or with ``on_bad_file=skip`` are listed in
-``skipped``; nothing is dropped silently.
+This is the ``data`` config and the fold-independent part of the data module (``SERDataModule`` serves
+folds of it): what ``ser.inspect``, ``ser.baselines`` and ``ser.diagnose`` need to know about a corpus
+before any fold exists, and a frozen upstream's output for every utterance, computed once. Bad files
+stop the load naming the file, or with ``on_bad_file=skip`` are listed in ``skipped``; nothing is
+dropped silently.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 
+import torch
 from tqdm.auto import tqdm
 
-from ser.audio import AudioCache, AudioError, beyond_full_scale, content_digest, load_audio
+from ser.audio import AudioError, beyond_full_scale, content_digest, load_audio
 from ser.corpora.labels import canonical, ordered
 from ser.corpora.multi import MultiCorpus, corpus_of
 from ser.corpora.utterance import Utterance
-from ser.data.store import LazyList, resident
+from ser.data.audio_store import AudioCache
+from ser.data.store import materialize, resident
+from ser.data.upstream_cache import Upstream, UpstreamCache
 
 log = logging.getLogger(__name__)
 
@@ -31,43 +36,77 @@ def duplicate_groups(utterances: list[Utterance], digests: list[str]) -> list[li
 
 
 class DecodedCorpus:
-    """An adapter's corpus with its labels selected and merged and its audio decoded once.
+    """A corpus with its labels selected and merged and its audio decoded once: the ``data`` config.
 
     Args:
-        adapter: a corpus adapter (``ser.corpora``): ``scan()`` lists utterances and problems.
+        corpus: the corpus adapter (``ser.corpora``, Hydra ``_partial_``), called with ``root`` and ``options``;
+            ``scan()`` lists utterances and problems.
+        root: the corpus folder (``data.root``).
         sample_rate: every file is resampled to this rate.
         labels: classes to keep, in this order; None keeps every class (with several corpora, the
             classes every corpus has).
-        merge: label -> label map applied before selection.
+        merge: label -> label map applied before selection (``{calm: neutral}``).
         min_duration_s: shorter files are bad files.
         on_bad_file: ``error`` (stop, naming the file) or ``skip`` (leave it out, listed in ``skipped``).
-        cache_dir: the audio store's folder (``ser.audio.AudioCache``): runs hold handles read per
+        cache_dir: the audio store's folder (``ser.data.audio_store.AudioCache``): runs hold handles read per
             batch; None decodes into memory every run.
-        resident_mb: decoded audio of at most this size (float32) is held in memory once loaded from the
-            store; more is read per batch (``ser.data.store.resident``).
+        feature_cache_dir: a frozen upstream's output is kept here across runs (``encoded``); None keeps it
+            in memory only.
+        resident_mb: decoded audio (float32), or a frozen upstream's stored output, of at most this size is held
+            in memory once read from its store; more is read per batch (``ser.data.store.resident``).
+        options: the adapter's own (``data.corpora`` for ``data=multi``; ``data.columns`` and ``data.label_map``
+            for ``data=hf``).
     """
 
-    def __init__(self, adapter, sample_rate: int = 16000, labels: list[str] | None = None,
-                 merge: dict[str, str] | None = None, min_duration_s: float = 0.1, on_bad_file: str = "error",
-                 cache_dir: str | None = None, resident_mb: float = 1024):
+    def __init__(self, corpus: Callable[..., object], root: str | None, sample_rate: int = 16000,
+                 labels: list[str] | None = None, merge: dict[str, str] | None = None, min_duration_s: float = 0.1,
+                 on_bad_file: str = "error", cache_dir: str | None = None, feature_cache_dir: str | None = None,
+                 resident_mb: float = 1024, **options):
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
-        self.adapter = adapter
+        self.adapter = corpus(root=root, **{k: v for k, v in options.items() if v is not None})
         self.sample_rate, self.min_duration_s, self.on_bad_file = sample_rate, min_duration_s, on_bad_file
         self.merge = {canonical(k): canonical(v) for k, v in (merge or {}).items()}
         self.labels = [canonical(x) for x in labels] if labels else None
         self.cache = AudioCache(cache_dir, sample_rate, min_duration_s) if cache_dir else None
+        self.upstream_cache = UpstreamCache(feature_cache_dir)
         self.resident_mb = resident_mb
         # the corpus of every utterance, in data.corpora's order; the batch's ``corpora`` index into it
-        self.corpus_names: list[str] = list(getattr(adapter, "names", [adapter.name]))
+        self.corpus_names: list[str] = list(getattr(self.adapter, "names", [self.adapter.name]))
         self.utterances: list[Utterance] = []
-        self.waves = LazyList()  # decoded audio: handles into the audio store (read when indexed), or tensors
+        self._waves: list = []  # decoded audio: handles into the audio store, or tensors (``audio``, ``stored``)
+        self._encoded: tuple[str, list] | None = None  # (upstream key, its output per utterance) (``encoded``)
         self.digests: list[str] = []  # content hash of each utterance's decoded audio
         self.class_names: list[str] = []
         self.speakers: list[str] = []  # sorted speaker ids
         self.skipped: list[dict] = []
         self.out_of_range: list[str] = []  # files whose float samples exceed full scale
         self.duplicates: list[list[str]] = []  # groups of files with identical decoded audio
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def audio(self, i: int) -> torch.Tensor:
+        """Utterance ``i``'s decoded wave (T,), float32: read from the audio store unless held in memory."""
+        return materialize(self._waves[i])
+
+    def stored(self, i: int):
+        """Utterance ``i``'s audio unread: a store handle (``ser.data.store.Stored``, with ``numel()``) or a tensor,
+        for datasets and babble pools that read per item."""
+        return self._waves[i]
+
+    def duration(self, i: int) -> float:
+        """Utterance ``i``'s length in seconds (without reading it)."""
+        return self._waves[i].numel() / self.sample_rate
+
+    def encoded(self, upstream: Upstream) -> list:
+        """A frozen upstream's output for every utterance, (F, T'_i) each, computed once (``upstream.encode``: on
+        disk for later runs) and held for this corpus's life, in memory up to ``resident_mb``."""
+        if self._encoded is None or self._encoded[0] != upstream.key:
+            handles = [self.stored(i) for i in range(len(self))]
+            what = f"{type(upstream.frontend).__name__} features"
+            self._encoded = upstream.key, resident(upstream.encode(handles, self.digests), self.resident_mb, what)
+        return self._encoded[1]
 
     def load(self) -> None:
         """List the corpus, select and merge labels, decode every file once. Idempotent."""
@@ -82,6 +121,7 @@ class DecodedCorpus:
         for u in utterances:
             u.label = self.merge.get(u.label, u.label)
         utterances = self._select(utterances)
+        waves = []
         for u in tqdm(utterances, desc="decoding audio", unit="file", leave=False):
             try:
                 if self.cache:  # a handle into the on-disk store, read per batch
@@ -95,10 +135,9 @@ class DecodedCorpus:
                 self.skipped.append({"path": err.path, "reason": err.reason})
                 continue
             self.utterances.append(u)
-            self.waves.append(wave)
+            waves.append(wave)
             self.digests.append(digest)
-        self.waves = LazyList(resident([self.waves.handle(i) for i in range(len(self.waves))], self.resident_mb,
-                                       "decoded audio"))
+        self._waves = resident(waves, self.resident_mb, "decoded audio")
         self.speakers = sorted({u.speaker for u in self.utterances})
         self.out_of_range = [u.path for u in self.utterances if beyond_full_scale(u.path)]
         if self.out_of_range:
@@ -162,6 +201,10 @@ class DecodedCorpus:
     def label(self) -> str:
         """What the data is, for titles: ``emodb``, or ``emodb + savee`` for data=multi."""
         return " + ".join(self.corpus_names)
+
+    def corpus_index(self, i: int) -> int:
+        """The index into ``corpus_names`` of utterance ``i``'s corpus."""
+        return self.corpus_names.index(self.corpus_of(self.utterances[i]))
 
     def corpus_of(self, u: Utterance) -> str:
         """The corpus ``u`` came from: its data.corpora name, or the one corpus's name (a manifest's own

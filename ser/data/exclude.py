@@ -1,4 +1,4 @@
-"""``data.exclude``: utterances left out of training and validation (never test), e.g. the suspect labels
+"""``fold.exclude``: utterances left out of training and validation (never test), e.g. the suspect labels
 ``ser.diagnose`` lists. The file is a CSV with a ``path`` column (``suspect_labels.csv``: only its rows
 with ``flagged`` true) or plain text, one path per line."""
 
@@ -15,7 +15,7 @@ def read_exclude(file: str | Path) -> list[str]:
     """The paths ``file`` names (its flagged rows where it has a ``flagged`` column)."""
     file = Path(file)
     if not file.is_file():
-        raise FileNotFoundError(f"data.exclude={file}: no such file (a CSV with a path column, e.g. "
+        raise FileNotFoundError(f"fold.exclude={file}: no such file (a CSV with a path column, e.g. "
                                 "<run>/diagnosis/suspect_labels.csv, or one path per line)")
     text = file.read_text()
     first = text.splitlines()[0] if text.strip() else ""
@@ -35,10 +35,10 @@ def excluded_indices(file: str | Path, paths: list[str]) -> set[int]:
     found = {index[_key(p)] for p in named if _key(p) in index}
     missing = [p for p in named if _key(p) not in index]
     if named and not found:
-        raise ValueError(f"data.exclude={file}: none of its {len(named)} paths is an utterance of this corpus "
+        raise ValueError(f"fold.exclude={file}: none of its {len(named)} paths is an utterance of this corpus "
                          f"(e.g. {named[0]}); was it written for another corpus or data.root?")
     if missing:
-        log.warning("data.exclude=%s: %d of its %d paths are not in this corpus, e.g. %s", file, len(missing),
+        log.warning("fold.exclude=%s: %d of its %d paths are not in this corpus, e.g. %s", file, len(missing),
                     len(named), missing[:3])
     return found
 

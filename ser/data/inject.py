@@ -23,15 +23,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ser.audio import band_pass, pink_noise
+from ser.acoustics import NOISES, TELEPHONE, band_pass, draw_talkers, full_scale, gain, mix_at_snr, noise, quantise
 from ser.data.store import materialize
 
 log = logging.getLogger(__name__)
 
-NOISES = ("white", "pink", "babble")
-CHANNELS = {"telephone": (300.0, 3400.0), "lowpass4k": (None, 4000.0), "quiet": None}
+CHANNELS = {"telephone": TELEPHONE, "lowpass4k": (None, 4000.0), "quiet": None}
 QUIET_DB, QUIET_BITS = -20.0, 8
-BABBLE_TALKERS = 4
 
 # Which classes listeners mistake for which (same arousal, or same valence at a neighbouring arousal),
 # the confusions reported for acted corpora (Banse & Scherer 1996; EmoDB's and IEMOCAP's rater
@@ -132,46 +130,19 @@ def replace_labels(labels: list[str], indices: list[int], class_names: list[str]
     return out
 
 
-def keep_share(indices: list[int], labels: list[str], share: float, rng: np.random.Generator) -> list[int]:
-    """``share`` of each class's ``indices`` (at least one per class), seeded; sorted."""
-    keep = []
-    for name in sorted({labels[i] for i in indices}):
-        ix = [i for i in indices if labels[i] == name]
-        keep += rng.permutation(ix)[: max(1, round(share * len(ix)))].tolist()
-    return sorted(keep)
-
-
-def _noise(kind: str, n: int, rng: np.random.Generator, babble_from: list[torch.Tensor]) -> np.ndarray:
-    """(n,) noise of unit power: white, pink (1/f power) or babble (``BABBLE_TALKERS`` utterances summed)."""
-    if kind == "white":
-        noise = rng.standard_normal(n)
-    elif kind == "pink":
-        noise = pink_noise(n, rng)
-    else:
-        if not babble_from:
-            raise ValueError("inject.test_noise=babble needs training utterances to mix; the fold has none")
-        noise = np.zeros(n)
-        for k in rng.choice(len(babble_from), size=min(BABBLE_TALKERS, len(babble_from)), replace=False):
-            talker = materialize(babble_from[int(k)]).double().numpy()
-            talker = np.tile(talker, n // max(len(talker), 1) + 1)
-            start = int(rng.integers(len(talker) - n + 1))
-            part = talker[start : start + n]
-            noise += part / max(np.sqrt(np.mean(part**2)), 1e-8)
-    return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
-
-
 def degrade(wave: torch.Tensor, inj: Injection, sample_rate: int, rng: np.random.Generator,
-            babble_from: list[torch.Tensor] = ()) -> torch.Tensor:
-    """A test wave (T,) through the injected channel, then with the injected noise: what a deployment
-    microphone would deliver. Returns float32 (T,)."""
+            babble_from: list = ()) -> torch.Tensor:
+    """A test wave (T,) through the injected channel, then with the injected noise (babble: talkers drawn from
+    ``babble_from``, tensors or stored handles): what a deployment microphone would deliver. Returns float32 (T,)."""
     x = wave.double().numpy()
     if inj.test_channel in ("telephone", "lowpass4k"):
         low, high = CHANNELS[inj.test_channel]
         x = band_pass(x, low, high, sample_rate)
     if inj.test_snr_db is not None:
-        power = np.mean(x**2)
-        x = x + _noise(inj.test_noise, len(x), rng, list(babble_from)) * np.sqrt(power / 10 ** (inj.test_snr_db / 10))
+        talkers = ()
+        if inj.test_noise == "babble":
+            talkers = [materialize(babble_from[int(k)]) for k in draw_talkers(rng, len(babble_from))]
+        x = mix_at_snr(x, noise(inj.test_noise, len(x), rng, talkers), inj.test_snr_db)
     if inj.test_channel == "quiet":
-        steps = 2 ** (QUIET_BITS - 1) - 1
-        x = np.round(x * 10 ** (QUIET_DB / 20) * steps) / steps
-    return torch.from_numpy(np.clip(x, -1.0, 1.0).astype(np.float32))
+        x = quantise(gain(x, QUIET_DB), QUIET_BITS)
+    return torch.from_numpy(full_scale(x))

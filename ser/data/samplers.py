@@ -49,7 +49,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0):
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be positive, got {batch_size}")
+            raise ValueError(f"loader.batch_size must be positive, got {batch_size}")
         self.lengths = np.asarray(lengths, dtype=np.float64)
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
 

@@ -263,18 +263,3 @@ def materialize(x):
     """``x`` as a tensor: a ``Stored`` entry is read, a tensor passes through."""
     return x.load() if isinstance(x, Stored) else x
 
-
-class LazyList(list):
-    """A list of tensors some of which are ``Stored`` handles: indexing and iterating read them (so code that
-    uses ``dm.waves[i]`` as a tensor keeps working), ``handle(i)`` gives the item unread (for datasets and babble
-    pools, which read per item)."""
-
-    def handle(self, i: int):
-        return list.__getitem__(self, i)
-
-    def __getitem__(self, i):
-        item = list.__getitem__(self, i)
-        return [materialize(x) for x in item] if isinstance(i, slice) else materialize(item)
-
-    def __iter__(self):
-        return (materialize(x) for x in list.__iter__(self))

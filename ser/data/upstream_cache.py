@@ -12,22 +12,18 @@ are read per batch, so memory stays flat as the corpus grows.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ser import rundir
+from ser.audio import content_digest
 from ser.data.store import ArrayStore, Stored, materialize
 
 log = logging.getLogger(__name__)
 STORE_DTYPE = torch.float16
-
-
-def audio_digest(wave: torch.Tensor) -> str:
-    return hashlib.sha1(wave.contiguous().numpy().tobytes()).hexdigest()
 
 
 class FeatureStore:
@@ -49,9 +45,7 @@ class FeatureStore:
             return
         path = self.folder / key / digest[:2] / f"{digest}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(value, tmp)
-        os.replace(tmp, path)  # atomic: parallel jobs never read half a file
+        rundir.atomic(path, lambda tmp: torch.save(value, tmp))  # parallel jobs never read half a file
 
 
 class UpstreamCache:
@@ -88,7 +82,7 @@ class UpstreamCache:
         utterance (read per batch) with a disk store, tensors without one; computed where not stored yet.
         ``waves``: tensors or ``Stored`` handles; ``digests``: their content digests where known (else computed)."""
         store = self.store(frontend.cache_key())
-        digests = digests or [audio_digest(materialize(w)) for w in waves]
+        digests = digests or [content_digest(materialize(w)) for w in waves]
         out: list = [None] * len(waves)
         if store is not None:
             store.refresh()
@@ -135,3 +129,28 @@ class UpstreamCache:
             start = stop
         bar.close()
         frontend.train(was_training)
+
+
+class Upstream:
+    """A frozen upstream on the device it runs on, with the cache it computes into: what a data module serves
+    instead of waves (``SERDataModule.use_upstream``). ``Upstream.of`` gives None for a frontend that is not
+    cached (log-mel, MFCC, an upstream being fine-tuned).
+
+    Args:
+        frontend: the upstream (``ser.features``), with ``encode``, ``cache_key()`` and ``hop_length``.
+        device: where ``encode`` runs.
+        cache: the ``UpstreamCache`` (memory, or a disk store) its output goes into.
+    """
+
+    def __init__(self, frontend, device, cache: UpstreamCache):
+        self.frontend, self.device, self.cache = frontend, device, cache
+        self.key = frontend.cache_key()
+        self.frames_per_sample = 1 / frontend.hop_length
+
+    @classmethod
+    def of(cls, frontend, device, cache: UpstreamCache) -> Upstream | None:
+        return cls(frontend, device, cache) if getattr(frontend, "cacheable", False) else None
+
+    def encode(self, waves: list, digests: list[str] | None = None) -> list:
+        """``frontend.encode`` of every wave (tensors or stored handles), (F, T'_i) each (``UpstreamCache.features``)."""
+        return self.cache.features(self.frontend, waves, self.device, digests)

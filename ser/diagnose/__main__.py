@@ -15,7 +15,14 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from ser.cli import run_command
+from ser.cli import check_early, run_command
+
+PROG = "python -m ser.diagnose"
+if __name__ == "__main__":  # --help and a mistaken option are answered before torch and Lightning load (seconds)
+    check_early(PROG, __doc__, "diagnose", sys.argv[1:])
+
+from ser.diagnose.context import Options  # noqa: E402
+from ser.diagnose.core import diagnose  # noqa: E402
 
 OWN = ("run", "device", "out", "snrs", "occlude", "probes", "retrain", "budget_s", "verify", "verify_top")
 
@@ -33,23 +40,23 @@ def patches(cfg: DictConfig) -> list[str]:
                 out.append(f"{prefix}{key}={value}")
 
     walk({k: v for k, v in flat.items() if k not in OWN}, "")
-    # inject.* is training's top-level group; the stored run config keeps it under data.inject
-    return [f"data.{p}" if p.startswith("inject.") else p for p in out]
+    return out
+
+
+def options_of(cfg: DictConfig) -> Options:
+    """The diagnosis's ``Options`` from its composed config (``conf/diagnose.yaml`` with the command line)."""
+    own = {k: OmegaConf.to_container(cfg[k]) if k == "snrs" else cfg[k] for k in OWN if k != "run"}
+    return Options(overrides=tuple(patches(cfg)), **own)
 
 
 def diagnose_command(cfg: DictConfig) -> int:
-    from ser.diagnose.core import diagnose  # torch and Lightning: imported once the options are known good
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report = diagnose(cfg.run, patches(cfg), device=cfg.device, snrs=tuple(float(s) for s in cfg.snrs), out=cfg.out,
-                      occlude=cfg.occlude, probes=cfg.probes, retrain=str(cfg.retrain),
-                      budget_s=cfg.budget_s, verify=bool(cfg.verify), verify_top=int(cfg.verify_top))
-    print(report)
+    print(diagnose(cfg.run, options_of(cfg)))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("python -m ser.diagnose", __doc__, "diagnose", diagnose_command, argv)
+    return run_command(PROG, __doc__, "diagnose", diagnose_command, argv)
 
 
 if __name__ == "__main__":

@@ -21,18 +21,32 @@ import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ser.cli import run_command
+from ser.cli import check_early, run_command
+
+PROG = "python -m ser.diagnose.bench"
+OWN = ("out", "jobs", "only", "folds", "bases", "partner", "partner_root", "diagnose", "scenarios", "verify")
+if __name__ == "__main__":  # --help and a mistaken option are answered before torch and Lightning load (seconds)
+    check_early(PROG, __doc__, "bench", sys.argv[1:])
+
+import multiprocessing as mp  # noqa: E402
+
+import torch  # noqa: E402
+
+from ser import rundir  # noqa: E402
+from ser.build import build_corpus  # noqa: E402
+from ser.cli import compose_config  # noqa: E402
+from ser.diagnose.check import Check  # noqa: E402
+from ser.diagnose.checks import default_checks  # noqa: E402
+from ser.diagnose.context import Options  # noqa: E402
+from ser.diagnose.core import diagnose  # noqa: E402
+from ser.train import train  # noqa: E402
 
 log = logging.getLogger(__name__)
-OWN = ("out", "jobs", "only", "folds", "bases", "partner", "partner_root", "diagnose", "scenarios", "verify")
-# Causes that cannot be present in a clean single-corpus control: reporting one there is a false alarm.
-ABSENT_IN_CONTROL = ("label_noise", "mismatch", "corpus_shift")
-BALANCED = 2.0  # a corpus whose largest class is at most twice its smallest cannot suffer from imbalance
 
 
 @dataclass
@@ -59,17 +73,14 @@ class Corpus:
 
 
 def probe_corpus(forwarded: list[str]) -> Corpus:
-    from hydra.utils import instantiate
-
-    from ser.inspect import compose_cli
-
-    cfg = compose_cli(forwarded)
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.load()
+    """The corpus the command line names, read once (``ser.build.build_corpus``): its classes, counts, speakers."""
+    cfg = compose_config("train", forwarded)
+    corpus = build_corpus(cfg)
+    corpus.prepare()
+    corpus.load()
     option = next((o.split("=", 1)[1] for o in reversed(forwarded) if o.startswith("data=")), "synthetic")
-    counts = [sum(u.label == c for u in dm.utterances) for c in dm.class_names]
-    return Corpus(option, str(cfg.data.root), list(dm.class_names), counts, len(dm.speakers))
+    counts = [sum(u.label == c for u in corpus.utterances) for c in corpus.class_names]
+    return Corpus(option, str(cfg.data.root), list(corpus.class_names), counts, len(corpus.speakers))
 
 
 def expand(sc: Scenario, corpus: Corpus, cfg: DictConfig, forwarded: list[str]) -> list[str]:
@@ -87,7 +98,7 @@ def expand(sc: Scenario, corpus: Corpus, cfg: DictConfig, forwarded: list[str]) 
         out = ["split=kfold", f"split.k={max(2, min(int(cfg.folds), corpus.speakers))}"] + out
     if sc.rare_share is not None:
         rare = corpus.class_names[1::2]
-        out.append("data.train_fraction={" + ",".join(f"{c}:{sc.rare_share}" for c in rare) + "}")
+        out.append("fold.train_fraction={" + ",".join(f"{c}:{sc.rare_share}" for c in rare) + "}")
     return out + list(sc.overrides)
 
 
@@ -104,75 +115,86 @@ def _partner(cfg: DictConfig, corpus: Corpus) -> tuple[dict, str]:
     return {name: {"adapter": name, "root": root}}, root
 
 
-def run_scenario(sc: Scenario, overrides: list[str], folder: Path, diagnose_options: dict, threads: int) -> dict:
-    """Train and diagnose one scenario in ``folder``; its row of the bench (also in ``folder/bench_row.json``)."""
-    import torch
-
-    from ser.diagnose.core import diagnose
-    from ser.inspect import compose_cli
-    from ser.train import train
-
+def run_scenario(sc: Scenario, overrides: list[str], folder: Path, options: Options, threads: int,
+                 checks: list[Check] | None = None) -> dict:
+    """Train and diagnose one scenario in ``folder`` (with ``checks``, default ``default_checks()``); its row of the
+    bench (also in ``folder/bench_row.json``)."""
     torch.set_num_threads(threads)
     if folder.exists():  # an unfinished earlier attempt: start clean (its checkpoints must not be mistaken for this run's)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(folder / "train.log")  # everything the scenario logs; the console gets one line
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    for name in ("lightning.pytorch", "lightning.fabric"):  # Lightning's own console lines go to train.log too
-        logger = logging.getLogger(name)
-        logger.handlers = [h for h in logger.handlers if isinstance(h, logging.FileHandler)
-                           or not isinstance(h, logging.StreamHandler)]
-        logger.propagate = True
-    logging.captureWarnings(True)  # and the warnings: to train.log
+    handler = _log_to(folder / "train.log")
     start = time.monotonic()
     row = {"name": sc.name, "cause": sc.cause, "base": sc.base, "overrides": overrides}
     try:
-        cfg = compose_cli(overrides)
-        cfg.paths.output_dir = str(folder)
-        OmegaConf.update(cfg, "trainer.enable_progress_bar", False, force_add=True)
-        (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        (folder / ".hydra").mkdir(exist_ok=True)  # as train.py's Hydra would: verify=true retrains from these
-        OmegaConf.save(OmegaConf.create(list(overrides)), folder / ".hydra" / "overrides.yaml")
-        metrics = train(cfg)
+        metrics = _train(overrides, folder)
         trained = time.monotonic() - start
         if sc.cause is None:  # a clean control: nothing injected whose advice could be scored, so nothing to retrain
-            diagnose_options = diagnose_options | {"verify": False}
-        report = diagnose(folder, out=folder / "diagnosis", **diagnose_options)
-        ev = json.loads((report.parent / "diagnosis.json").read_text())
-        ranked = [c["id"] for c in ev["causes"]]
-        row |= {"ua": metrics["test/ua"], "causes": [{k: c[k] for k in ("id", "score", "sure")} for c in ev["causes"]],
-                "rank": ranked.index(sc.cause) + 1 if sc.cause in ranked else None,
-                "train_s": round(trained, 1), "diagnose_s": round(time.monotonic() - start - trained, 1)}
-        verified = ev.get("verified") or []
-        if verified:
-            row["verified"] = [{k: v[k] for k in ("id", "advice", "metric", "mean_before", "mean_after", "change", "p",
-                                                  "helped")} for v in verified]
-            top = verified[0]
-            if ranked and top["id"] == ranked[0]:
-                row["advice_helped"] = top["helped"]
-        injected = ev["checks"].get("label_noise", {}).get("injected")
-        if injected:
-            row["label_noise_ap"] = injected["average_precision"]
+            options = replace(options, verify=False)
+        checks = default_checks() if checks is None else checks
+        report = diagnose(folder, replace(options, out=str(folder / "diagnosis")), checks)
+        row |= scored(sc, rundir.read_json(report.parent / "diagnosis.json"), checks)
+        row |= {"ua": metrics["test/ua"], "train_s": round(trained, 1),
+                "diagnose_s": round(time.monotonic() - start - trained, 1)}
     except Exception as err:  # noqa: BLE001 - one failed scenario is reported, the others still run
         log.exception("scenario %s failed", sc.name)
         row |= {"error": f"{type(err).__name__}: {err}"[:500]}
     finally:
-        root.removeHandler(handler)
+        logging.getLogger().removeHandler(handler)
         handler.close()
     row["wall_s"] = round(time.monotonic() - start, 1)
-    (folder / "bench_row.json").write_text(json.dumps(row, indent=2) + "\n")
+    rundir.write_json(folder / "bench_row.json", row)
     return row
 
 
-def score(rows: list[dict], corpus: Corpus) -> dict:
-    """Top-1 and mean reciprocal rank of the injected cause (overall and per cause), false alarms on the controls."""
+def _log_to(path: Path) -> logging.Handler:
+    """Everything a scenario logs, Lightning's lines and warnings too, into ``path``; the console gets one line."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if isinstance(h, logging.FileHandler)
+                           or not isinstance(h, logging.StreamHandler)]
+        logger.propagate = True
+    logging.captureWarnings(True)
+    return handler
+
+
+def _train(overrides: list[str], folder: Path) -> dict:
+    """``python train.py <overrides>`` into ``folder``, with the overrides where Hydra keeps them (verify reads them)."""
+    cfg = compose_config("train", overrides)
+    cfg.paths.output_dir = str(folder)
+    OmegaConf.update(cfg, "trainer.enable_progress_bar", False, force_add=True)
+    rundir.write_text(folder / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    rundir.write_overrides(folder, overrides)
+    return train(cfg)
+
+
+def scored(sc: Scenario, diagnosis: dict, checks: list[Check]) -> dict:
+    """What the bench keeps of a scenario's diagnosis: the ranked causes, the injected one's rank, the verified advice,
+    and the checks' own scores (``Check.bench_scores``)."""
+    ranked = [c["id"] for c in diagnosis["causes"]]
+    row = {"causes": [{k: c[k] for k in ("id", "score", "sure")} for c in diagnosis["causes"]],
+           "rank": ranked.index(sc.cause) + 1 if sc.cause in ranked else None}
+    verified = diagnosis.get("verified") or []
+    if verified:
+        row["verified"] = [{k: v[k] for k in ("id", "advice", "metric", "mean_before", "mean_after", "change", "p",
+                                              "helped")} for v in verified]
+        if ranked and verified[0]["id"] == ranked[0]:
+            row["advice_helped"] = verified[0]["helped"]
+    detection = {k: v for c in checks for k, v in c.bench_scores(diagnosis["checks"].get(c.name) or {}).items()}
+    return row | ({"detection": detection} if detection else {})
+
+
+def score(rows: list[dict], corpus: Corpus, checks: list[Check] | None = None) -> dict:
+    """Top-1 and mean reciprocal rank of the injected cause (overall and per cause), false alarms on the controls
+    (a cause absent by construction, ``Check.absent_by_construction``, reported there), the checks' detection scores."""
     injected = [r for r in rows if r["cause"] and "error" not in r]
-    absent = list(ABSENT_IN_CONTROL)
-    if max(corpus.counts) <= BALANCED * max(min(corpus.counts), 1):
-        absent.append("imbalance")
+    checks = default_checks() if checks is None else checks
+    absent = [cause for c in checks if c.absent_by_construction(corpus.counts) for cause in c.causes]
 
     def summary(part: list[dict]) -> dict:
         if not part:
@@ -183,12 +205,15 @@ def score(rows: list[dict], corpus: Corpus) -> dict:
     overall = summary(injected)
     alarms = [{"scenario": r["name"], "cause": c["id"], "score": c["score"]}
               for r in rows if r["cause"] is None and "error" not in r for c in r["causes"] if c["id"] in absent]
-    causes = sorted({r["cause"] for r in injected})
-    aps = {r["name"]: r["label_noise_ap"] for r in rows if "label_noise_ap" in r}
+    detection = {}
+    for r in rows:
+        for title, value in (r.get("detection") or {}).items():
+            detection.setdefault(title, {})[r["name"]] = value
     followed = [r for r in injected if "advice_helped" in r]  # verify=true: the top cause's advice, followed
+    causes = sorted({r["cause"] for r in injected})
     return {"top1": overall["top1"], "mrr": overall["mrr"], "false_alarms": alarms, "n_injected": overall["n"],
             "per_cause": {c: summary([r for r in injected if r["cause"] == c]) for c in causes},
-            "absent_in_control": absent, "label_noise_ap": aps, "separation": separation(rows),
+            "absent_in_control": absent, "detection": detection, "separation": separation(rows),
             "failed": [r["name"] for r in rows if "error" in r],
             "advice_helped": sum(r["advice_helped"] for r in followed) / len(followed) if followed else None,
             "n_verified": len(followed)}
@@ -221,9 +246,8 @@ def markdown(result: dict) -> str:
         L += [f"**Advice helped** (verify=true: the top cause's advice followed, the run retrained, the metric that cause "
               f"is about compared over the same folds): {_pct(s['advice_helped'])} of {s['n_verified']} injected "
               "scenarios.", ""]
-    if s["label_noise_ap"]:
-        L += ["Label-noise detection, average precision of the suspect ranking against the replaced labels: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in s["label_noise_ap"].items()) + ".", ""]
+    for title, values in s.get("detection", {}).items():
+        L += [f"{title}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items()) + ".", ""]
     L += ["| cause | scenarios | top-1 | MRR | smallest UA at stake where injected | largest elsewhere |",
           "|---|---|---|---|---|---|"]
     sep = s["separation"]
@@ -259,42 +283,64 @@ def _num(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def bench(cfg: DictConfig, forwarded: list[str], argv: list[str]) -> dict:
-    console = logging.StreamHandler()
-    console.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(console)  # the bench's own lines; each scenario logs to its train.log
-    log.setLevel(logging.INFO)
-    log.propagate = False
+def bench(cfg: DictConfig, forwarded: list[str], argv: list[str], checks: list[Check] | None = None) -> dict:
+    """Every chosen scenario trained and diagnosed (those finished in ``out`` before are kept), then scored:
+    ``bench.json`` and ``bench.md`` in ``out``; returns the result."""
+    _console()
     os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars of every scenario would bury the bench's lines
     out = Path(cfg.out or f"runs/diagnosis_bench/{time.strftime('%Y-%m-%d/%H-%M-%S')}")
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     corpus = probe_corpus(forwarded)
+    chosen = chosen_scenarios(cfg)
+    options = Options(**OmegaConf.to_container(cfg.diagnose, resolve=True))
+    jobs = max(1, int(cfg.jobs))
+    kept = {sc.name: rundir.read_json(out / sc.name / "bench_row.json") for sc in chosen}
+    rows = {name: row for name, row in kept.items() if row and "error" not in row}
+    for name in rows:
+        log.info("%s: finished before, kept (%s)", name, out / name / "bench_row.json")
+    todo = [sc for sc in chosen if sc.name not in rows]
+    log.info("%s: %d classes, %d speakers; %d scenarios to run, %d at once", corpus.option, len(corpus.class_names),
+             corpus.speakers, len(todo), jobs)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    args = [(sc, expand(sc, corpus, cfg, forwarded), out / sc.name, options, threads, checks) for sc in todo]
+    rows |= run_all(args, jobs)
+    ordered = [rows[s.name] for s in chosen]
+    result = {"corpus": corpus.option, "command": f"{PROG} " + " ".join(argv)} | score(ordered, corpus, checks)
+    result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs,
+               "kept": len(chosen) - len(todo)}
+    rundir.write_json(out / "bench.json", result)
+    rundir.write_text(out / "bench.md", markdown(result))
+    print(markdown(result))
+    print(f"-> {out / 'bench.md'}")
+    return result
+
+
+def _console() -> None:
+    """The bench's own lines on the console; each scenario logs to its train.log."""
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(console)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def chosen_scenarios(cfg: DictConfig) -> list[Scenario]:
+    """The scenarios of ``cfg`` that ``only=`` names (all without it); a name that is none is an error."""
     scenarios = [Scenario(**OmegaConf.to_container(s)) for s in cfg.scenarios]
     unknown = sorted(set(cfg.only or []) - {s.name for s in scenarios})
     if unknown:
         raise ValueError(f"only={list(cfg.only)}: no scenario {unknown}; scenarios: {[s.name for s in scenarios]}")
-    chosen = [s for s in scenarios if not cfg.only or s.name in cfg.only]
-    options = OmegaConf.to_container(cfg.diagnose)
-    jobs = max(1, int(cfg.jobs))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    rows, todo = {}, []
-    for sc in chosen:
-        done = out / sc.name / "bench_row.json"
-        if done.is_file() and "error" not in json.loads(done.read_text()):
-            rows[sc.name] = json.loads(done.read_text())
-            log.info("%s: finished before, kept (%s)", sc.name, done)
-        else:
-            todo.append(sc)
-    log.info("%s: %d classes, %d speakers; %d scenarios to run, %d at once", corpus.option, len(corpus.class_names),
-             corpus.speakers, len(todo), jobs)
-    args = [(sc, expand(sc, corpus, cfg, forwarded), out / sc.name, options, threads) for sc in todo]
-    pool = None
+    return [s for s in scenarios if not cfg.only or s.name in cfg.only]
+
+
+def run_all(args: list[tuple], jobs: int) -> dict[str, dict]:
+    """``run_scenario`` for each argument tuple, ``jobs`` at once (spawned processes); each row logged as it
+    finishes. Interrupted, the finished rows stay on disk (``bench_row.json``): a rerun with the same out= resumes."""
+    rows, pool = {}, None
     if jobs == 1:
         results = (run_scenario(*a) for a in args)
     else:
-        import multiprocessing as mp
-
         pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
         results = pool.map(run_scenario, *zip(*args)) if args else iter(())
     try:
@@ -303,7 +349,7 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str]) -> dict:
             ranked = ", ".join(c["id"] for c in row.get("causes", [])) or row.get("error", "none")
             log.info("%-22s %-16s UA %s  ranked: %s  (%.0f s)", row["name"], row["cause"] or "(control)",
                      f"{row['ua']:.3f}" if "ua" in row else "-", ranked, row["wall_s"])
-    except KeyboardInterrupt:  # finished scenarios are kept (bench_row.json); a rerun with the same out= resumes
+    except KeyboardInterrupt:
         if pool is not None:
             for process in list(pool._processes.values()):
                 process.terminate()
@@ -311,23 +357,14 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str]) -> dict:
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-    ordered = [rows[s.name] for s in chosen]
-    result = {"corpus": corpus.option, "command": "python -m ser.diagnose.bench " + " ".join(argv)}
-    result |= score(ordered, corpus)
-    result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs,
-               "kept": len(chosen) - len(todo)}
-    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "bench.md").write_text(markdown(result))
-    print(markdown(result))
-    print(f"-> {out / 'bench.md'}")
-    return result
+    return rows
 
 
 def main(argv: list[str] | None = None):
     argv = list(sys.argv[1:] if argv is None else argv)
     forwarded = [a for a in argv if a.partition("=")[0].lstrip("+~").split(".")[0] not in OWN]
     shown = [k for k in OWN if k != "scenarios"]
-    return run_command("python -m ser.diagnose.bench", __doc__, "bench", lambda cfg: bench(cfg, forwarded, argv), argv,
+    return run_command(PROG, __doc__, "bench", lambda cfg: bench(cfg, forwarded, argv), argv,
                        groups=["data"], help_cfg=lambda cfg: OmegaConf.masked_copy(cfg, shown))
 
 

@@ -4,33 +4,66 @@ with linear probes on the same folds, and retraining the run's recipe on part of
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from omegaconf import DictConfig, open_dict
 
+from ser import rundir
+from ser.checkpoint import load_model
 from ser.data.splits import Fold
+from ser.data.upstream_cache import FeatureStore
+from ser.diagnose.evaluate import predict
+from ser.feature_sets import extractor, fold_matrix
+from ser.probe import Probe
+from ser.train import fit_fold
 
 log = logging.getLogger(__name__)
 
-# logistic regression on standardised utterance features, L2 as scikit-learn's C; ser.baselines' search mostly picks it
-PROBE_C = 0.1
 
 
 @dataclass(frozen=True)
 class Options:
-    """``conf/diagnose.yaml``'s options, as the checks read them."""
+    """``conf/diagnose.yaml``'s options: what ``ser.diagnose.core.diagnose`` and the checks read.
 
+    Args:
+        overrides: ``key=value`` patches to the config stored in the run's checkpoints (``data.root=`` when the
+            corpus has moved, ``inject.test_channel=telephone`` to stress-test the model).
+        device: where the checkpoints run.
+        out: the diagnosis folder (None: ``<run>/diagnosis``).
+        snrs: the noise levels (dB SNR) of the noise-sensitivity curve.
+        occlude: occlude groups of feature rows (the features check).
+        probes: linear probes on utterance features (label quality, features against architecture).
+        retrain: ``auto`` | ``true`` | ``false``: the checks that retrain the recipe (the learning curve; without
+            the suspect labels) do so when that should take under ``budget_s`` seconds, always, or never.
+        budget_s: see ``retrain``.
+        verify: follow the advice of the top ``verify_top`` causes and report whether it helped (``ser.diagnose.verify``).
+        verify_top: see ``verify``.
+        bootstrap: resamples of every bootstrap interval.
+        seed: noise, bootstrap and permutation draws (the run's own seed, set by ``diagnose``).
+    """
+
+    overrides: tuple[str, ...] = ()
     device: str = "cpu"
+    out: str | None = None
     snrs: tuple[float, ...] = (40, 20, 10, 5, 0)
     occlude: bool = True
-    probes: bool = True  # linear probes on utterance features (needs scikit-learn)
-    retrain: str = "auto"  # auto | true | false: checks that retrain the recipe (learning curve, without suspect labels)
-    budget_s: float = 300.0  # auto: a check retrains when that should take less than this
+    probes: bool = True
+    retrain: str = "auto"
+    budget_s: float = 300.0
+    verify: bool = False
+    verify_top: int = 2
     bootstrap: int = 200
     seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "overrides", tuple(self.overrides))
+        object.__setattr__(self, "snrs", tuple(float(x) for x in self.snrs))
+        object.__setattr__(self, "retrain", str(self.retrain))
 
 
 class RunContext:
@@ -63,7 +96,7 @@ class RunContext:
         sets = {"own": "the run's own frontend", "logmel": "log-mel functionals (64 bands)"}
         if _importable("opensmile"):
             sets["egemaps"] = "openSMILE eGeMAPSv02 (88 functionals)"
-        if _importable("resemblyzer") and self.dm.sample_rate == 16000:
+        if _importable("resemblyzer") and self.dm.corpus.sample_rate == 16000:
             sets["ge2e"] = "GE2E hidden-state statistics (speaker-verification upstream)"
         return sets
 
@@ -75,29 +108,24 @@ class RunContext:
         return self._matrices[name]
 
     def _build(self, name: str):
-        from ser.baselines.run import extractor
-        from ser.data.upstream_cache import FeatureStore
-
         store = FeatureStore(Path(self.cfg.paths.cache_dir) / "baselines")
-        rate = [f"data.sample_rate={self.dm.sample_rate}"]
+        rate = [f"data.sample_rate={self.dm.corpus.sample_rate}"]
         if name == "own":
-            extract = extractor([], [], self.dm, store, self.cfg)
+            extract = extractor([], [], self.dm.corpus, store, self.cfg)
         else:
-            extract = extractor([name], rate, self.dm, store)
+            extract = extractor([name], rate, self.dm.corpus, store)
         with _quiet():
             X = np.concatenate(extract(), axis=1)
         return X, extract
 
     def fold_matrix(self, name: str, per_speaker: bool = False) -> np.ndarray | None:
         """The set as the current fold sees it (rows of injected test audio recomputed)."""
-        from ser.baselines.run import fold_matrix
-
         built = self.matrix(name)
         if built is None:
             return None
         X, extract = built
         with _quiet():
-            return fold_matrix(X, self.dm, extract, [u.speaker for u in self.dm.utterances] if per_speaker else None)
+            return fold_matrix(X, self.dm, extract, [u.speaker for u in self.dm.corpus.utterances] if per_speaker else None)
 
     # -- probes -----------------------------------------------------------------------------------
     def probe(self, name: str, order: dict[str, list[int]], drop: set[int] = frozenset()) -> np.ndarray | None:
@@ -111,7 +139,7 @@ class RunContext:
             fold = self.use(fold_name)
             X, y = self.fold_matrix(name), np.array(self.dm.targets)
             train = np.array([i for i in sorted(fold.train + fold.val) if i not in drop])
-            out.append(fit_probe(X[train], y[train], len(self.dm.class_names)).predict_proba(X[index]))
+            out.append(Probe(X[train], y[train], len(self.dm.corpus.class_names)).predict_proba(X[index]))
         return np.concatenate(out)
 
     # -- retraining ---------------------------------------------------------------------------------
@@ -137,13 +165,6 @@ class RunContext:
         """The run's recipe retrained on fold ``name`` with ``subset`` of every class's training utterances
         (seeded) and without the utterances in ``drop``, in ``<out>/retrain/<tag>/fold_<name>``; its tested
         weights' probabilities on the fold's test utterances, rows in ``index`` order."""
-        import lightning as L
-
-        from ser.checkpoint import load_model
-        from ser.diagnose.core import best_checkpoint
-        from ser.diagnose.evaluate import predict
-        from ser.train import fit_fold
-
         cfg = self.cfg.copy()
         with open_dict(cfg):
             cfg.resume = False
@@ -157,42 +178,14 @@ class RunContext:
         with _quiet():
             L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
             fit_fold(cfg, self.dm, fold, folder, subset=subset)
-        model = load_model(best_checkpoint(folder), self.options.device)
+        model = load_model(rundir.tested_checkpoint(folder), self.options.device)
         fold = self.use(name)
         probs, _, got = predict(model, self.dm, fold.test)
         row = {i: k for k, i in enumerate(got)}
         return probs[[row[i] for i in index]]
 
 
-class Probe:
-    """Standardisation with the training rows' moments, then class-balanced multinomial logistic
-    regression with scikit-learn's L2 at C=``PROBE_C`` (``analysis.logistic_regression``, L-BFGS in torch:
-    the same solution in a quarter of scikit-learn's time here)."""
-
-    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int):
-        import torch
-
-        from ser.diagnose.analysis import logistic_regression
-
-        X = torch.as_tensor(np.asarray(X, dtype=np.float64))
-        self.mean, self.std = X.mean(0), X.std(0).clamp_min(1e-6)
-        self.W, self.b = logistic_regression((X - self.mean) / self.std, torch.as_tensor(np.asarray(y)), n_classes,
-                                             l2=1 / (2 * PROBE_C * len(X)))
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        import torch
-
-        X = (torch.as_tensor(np.asarray(X, dtype=np.float64)) - self.mean) / self.std
-        return torch.softmax(X @ self.W + self.b, dim=1).numpy()
-
-
-def fit_probe(X: np.ndarray, y: np.ndarray, n_classes: int) -> Probe:
-    return Probe(X, y, n_classes)
-
-
 def _importable(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 

@@ -8,34 +8,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ser.diagnose.analysis import ua
+from ser.data.upstream_cache import Upstream
 from ser.diagnose.evidence import FoldResult
+from ser.models.pipeline import predict as run
+from ser.stats import ua
 
 
-def logits_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """A batch's logits (B, C) in eval mode: from its waves, or from a frozen upstream's cached frames."""
-    feats, frames = model.frontend_features(batch)  # (B, F, T'), (B,)
-    return model.classify(model.normalizer(feats, frames, model.groups_of(batch)), frames)
-
-
-@torch.no_grad()
-def predict(model, dm, indices: list[int], transform=None) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def predict(model, dm, indices: list[int], transform=None, edit=None) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Class probabilities (N, C) and labels (N,) of these utterances as the current fold serves them
     (whole files, labels as the fold gives them; a frozen upstream's output from its cache, as in
-    training), and their indices, in the loader's order.
+    training), and their indices, in the loader's order (``ser.models.pipeline.predict``).
 
-    ``transform(waves, lengths) -> waves`` changes each batch's audio first (e.g. adds noise).
+    ``transform(waves, lengths) -> waves`` changes each batch's audio first (e.g. adds noise); ``edit`` the
+    normalised features (e.g. occludes rows).
     """
-    device = next(model.parameters()).device
-    probs, labels, index = [], [], []
-    for batch in dm.loader(indices, train=False, waves=transform is not None):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if transform is not None:
-            batch["waves"] = transform(batch["waves"], batch["lengths"])
-        probs.append(model.probabilities(logits_of(model, batch)).float().cpu())  # calibrated, as predict gives them
-        labels.append(batch["labels"].cpu())
-        index += [indices[i] for i in batch["index"].tolist()]
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy(), index
+    got = run(model, dm.loader(indices, train=False, waves=transform is not None), transform=transform, edit=edit)
+    probs = model.probabilities(got.logits.to(model.temperature.device)).float().cpu()  # calibrated, as ser.predict
+    return probs.numpy(), got.labels.numpy(), [indices[i] for i in got.index]
 
 
 @dataclass
@@ -70,11 +59,11 @@ def evaluate_fold(model, dm, fold, checks, options) -> FoldResult:
     """The fold's test predictions with ``model`` (eval mode), then each check's ``per_fold`` measurement."""
     dm.use_fold(fold)
     served = dm.fold
-    # a frozen upstream: its cached output, as training read it (a no-op for other frontends)
-    dm.use_frontend(model.frontend, next(model.parameters()).device)
+    # a frozen upstream: its cached output, as training read it (waves for other frontends)
+    dm.use_upstream(Upstream.of(model.frontend, next(model.parameters()).device, dm.corpus.upstream_cache))
     probs, labels, index = predict(model, dm, served.test)
-    utts = [dm.utterances[i] for i in index]
-    corpus = [dm.utterance_corpus(u) for u in dm.utterances]
+    utts = [dm.corpus.utterances[i] for i in index]
+    corpus = [dm.corpus.corpus_of(u) for u in dm.corpus.utterances]
     result = FoldResult(
         fold=served.name,
         index=index,
@@ -83,7 +72,7 @@ def evaluate_fold(model, dm, fold, checks, options) -> FoldResult:
         paths=[u.path for u in utts],
         speakers=[u.speaker for u in utts],
         genders=[str(u.extras.get("gender", "")) for u in utts],
-        durations=np.array([dm.waves.handle(i).numel() / dm.sample_rate for i in index]),
+        durations=np.array([dm.corpus.duration(i) for i in index]),
         train_counts=dm.train_class_counts(),
         cross_corpus=bool(served.test) and not {corpus[i] for i in served.test} & {corpus[i] for i in served.train},
     )

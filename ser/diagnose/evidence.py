@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ser.diagnose import analysis as A
+from ser import stats as S
 
 
 @dataclass
@@ -69,10 +69,10 @@ class RunSettings:
         target = str(cfg.features.get("_target_", ""))
         return cls(
             class_weighted=bool(cfg.loss.get("class_weighted", False)),
-            balanced_sampler=cfg.data.get("sampler") == "balanced",
+            balanced_sampler=cfg.get("loader", {}).get("sampler") == "balanced",
             prosody=bool(cfg.features.get("prosody", False)),
             noise_augmented=float(augment.get("noise_p", 0.0) or 0.0) > 0,
-            condition_copies=int((cfg.data.get("conditions") or {}).get("copies", 0) or 0),
+            condition_copies=int((cfg.get("conditions") or {}).get("copies", 0) or 0),
             label_smoothing=float(cfg.loss.get("label_smoothing", 0.0) or 0.0) > 0,
             pretrained=target.startswith(("ser.features.ge2e", "ser.features.ssl")),
             corpus_normalized=cfg.features.get("normalize") == "corpus",
@@ -82,7 +82,7 @@ class RunSettings:
             or cfg.features.get("normalize") in ("utterance", "speaker"),
             lr=cfg.get("optimizer", {}).get("lr"),
             max_epochs=cfg.get("trainer", {}).get("max_epochs"),
-            batch_size=cfg.get("data", {}).get("batch_size"),
+            batch_size=cfg.get("loader", {}).get("batch_size"),
             model_options={k: v for k, v in cfg.model.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         )
 
@@ -152,8 +152,8 @@ class Evidence:
         self.speakers = sum((f.speakers for f in folds), [])
         self.genders = sum((f.genders for f in folds), [])
         self.durations = np.concatenate([f.durations for f in folds])
-        self.confusion = A.confusion(self.labels, self.preds, self.C)
-        self.prf = A.precision_recall_f1(self.confusion)
+        self.confusion = S.confusion(self.labels, self.preds, self.C)
+        self.prf = S.precision_recall_f1(self.confusion)
         self.train_counts = np.sum([f.train_counts for f in folds], axis=0).astype(float)
 
     @property
@@ -166,7 +166,7 @@ class Evidence:
 
     @property
     def ua(self) -> float:
-        return A.ua(self.labels, self.preds, self.C)
+        return S.ua(self.labels, self.preds, self.C)
 
     @property
     def wa(self) -> float:
@@ -192,6 +192,13 @@ class Evidence:
 
     def fold_weights(self) -> np.ndarray:
         return np.array([len(f.labels) for f in self.folds], float)
+
+    def of(self, check: type) -> dict:
+        """The measurement of the check class ``check`` (``Check.requires`` has it measured first); {} when it
+        measured nothing."""
+        if check.name not in self.measured:
+            raise KeyError(f"{check.__name__} has not been measured: list it in the reading check's requires")
+        return self.measured[check.name] or {}
 
     def per_fold(self, check: str) -> list[Any]:
         """What ``check`` measured on each fold (None where it measured nothing)."""

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+from torch.utils.tensorboard import SummaryWriter
 
-from ser.diagnose import analysis as A
-from ser.diagnose.checks import REPORT_ABOVE
+from ser import rundir
+from ser import stats as S
+from ser.diagnose.check import REPORT_ABOVE
 from ser.diagnose.evidence import Evidence, Finding
 from ser.plots import plt
 
@@ -32,48 +33,48 @@ def rank(findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
 
 
 def write(ev: Evidence, checks, out: Path, title: str, tensorboard: bool = True) -> Path:
-    """``report.md``, ``diagnosis.json`` and PNG figures in ``out``; figures also to ``out/tensorboard``."""
+    """``report.md``, ``diagnosis.json``, the checks' figures and files in ``out``; figures also to ``out/tensorboard``."""
     out.mkdir(parents=True, exist_ok=True)
-    findings = [f for check in checks for f in check.judge(ev.measured[check.name], ev)]
-    causes, risks = rank(findings)
-    writer = None
-    if tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
+    judged = [(check.name, f) for check in checks for f in check.judge(ev.measured[check.name], ev)]
+    by = {id(f): name for name, f in judged}  # which check found what: verify asks it what the advice should improve
+    causes, risks = rank([f for _, f in judged])
+    write_figures(ev, checks, out, tensorboard)
+    for check in checks:
+        check.write(ev.measured[check.name], out)
+    summary = {
+        "title": title, "class_names": ev.class_names, "n": ev.n, "folds": [f.fold for f in ev.folds],
+        "ua": ev.ua, "wa": ev.wa, "macro_f1": ev.macro_f1, "chance": 1 / ev.C,
+        "causes": [f.as_dict() | {"check": by[id(f)]} for f in causes],
+        "risks": [f.as_dict() | {"check": by[id(f)]} for f in risks],
+        "settings": dataclasses.asdict(ev.settings), "per_fold": per_fold(ev, checks),
+        "checks": {c.name: c.jsonable(ev.measured[c.name]) for c in checks},
+    }
+    rundir.write_json(out / "diagnosis.json", jsonable(summary))
+    rundir.write_text(out / "report.md", markdown(ev, checks, causes, risks, title))
+    return out / "report.md"
 
-        writer = SummaryWriter(str(out / "tensorboard"))
-    figures = set()
+
+def write_figures(ev: Evidence, checks, out: Path, tensorboard: bool = True) -> None:
+    """Every check's figures as PNG files in ``out`` and, with ``tensorboard``, into ``out/tensorboard``."""
+    writer = SummaryWriter(str(out / "tensorboard")) if tensorboard else None
     for check in checks:
         for name, fig in check.figures(ev.measured[check.name], ev).items():
             fig.savefig(out / name, dpi=110)
             if writer is not None:
                 writer.add_figure(f"diagnosis/{name.removesuffix('.png')}", fig)
             plt.close(fig)
-            figures.add(name)
-        check.write(ev.measured[check.name], out)
     if writer is not None:
         writer.close()
-    summary = {
-        "title": title, "class_names": ev.class_names, "n": ev.n, "folds": [f.fold for f in ev.folds],
-        "ua": ev.ua, "wa": ev.wa, "macro_f1": ev.macro_f1, "chance": 1 / ev.C,
-        "causes": [f.as_dict() for f in causes], "risks": [f.as_dict() for f in risks],
-        "settings": dataclasses.asdict(ev.settings), "per_fold": per_fold(ev),
-        "checks": {c.name: c.jsonable(ev.measured[c.name]) for c in checks},
-    }
-    (out / "diagnosis.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
-    (out / "report.md").write_text(markdown(ev, checks, causes, risks, title))
-    return out / "report.md"
 
 
-def per_fold(ev: Evidence) -> list[dict]:
-    """UA, WA, ECE, UA at 10 dB and the fitting gap of every fold."""
+def per_fold(ev: Evidence, checks) -> list[dict]:
+    """UA, WA and ECE of every fold, then each check's columns (``Check.fold_columns``)."""
     rows = []
     for f in ev.folds:
         preds = f.probs.argmax(1)
-        fold_ua = A.ua(f.labels, preds, ev.C)
-        fit, noise = f.extra.get("fitting") or {}, f.extra.get("noise") or {}
-        rows.append({"fold": f.fold, "n": len(f.labels), "speakers": sorted(set(f.speakers)), "ua": fold_ua,
-                     "wa": float((f.labels == preds).mean()), "ece": A.calibration(f.probs, f.labels)["ece"],
-                     "ua_10db": noise.get(10.0, math.nan), "gap": fit.get("train_ua", math.nan) - fold_ua})
+        row = {"fold": f.fold, "n": len(f.labels), "speakers": sorted(set(f.speakers)), "ua": S.ua(f.labels, preds, ev.C),
+               "wa": float((f.labels == preds).mean()), "ece": S.calibration(f.probs, f.labels)["ece"]}
+        rows.append(row | {k: v for check in checks for k, (_, v) in check.fold_columns(f, ev).items()})
     return rows
 
 
@@ -128,12 +129,13 @@ def markdown(ev: Evidence, checks, causes: list[Finding], risks: list[Finding], 
           "- Epochs are counted from 1.", ""]
     for check in checks:
         L += check.section(ev.measured[check.name], ev)
-    rows = per_fold(ev)
+    rows = per_fold(ev, checks)
     if len(rows) > 1:
-        L += ["## Per fold", "", "| fold | speakers | n | UA | WA | ECE | UA at 10 dB | fitting gap |",
-              "|---|---|---|---|---|---|---|---|"]
+        columns = {k: head for check in checks for k, (head, _) in check.fold_columns(ev.folds[0], ev).items()}
+        L += ["## Per fold", "", "| fold | speakers | n | UA | WA | ECE | " + " | ".join(columns.values()) + " |",
+              "|---" * (6 + len(columns)) + "|"]
         L += [f"| {r['fold']} | {', '.join(r['speakers'])} | {r['n']} | {r['ua']:.3f} | {r['wa']:.3f} | {r['ece']:.3f} | "
-              f"{_f(r['ua_10db'])} | {_f(r['gap'])} |" for r in rows]
+              + " | ".join(_f(r[k]) for k in columns) + " |" for r in rows]
         L += [""]
     return "\n".join(L)
 

@@ -11,26 +11,31 @@ neither helping nor hurting.
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import open_dict
+
+from ser import rundir
+from ser.build import upgrade_overrides
+from ser.cli import compose_config
+from ser.diagnose.check import Check
+from ser.stats import sign_flip_p
+from ser.train import train
 
 log = logging.getLogger(__name__)
 SKIPPED = ("hydra.", "resume", "paths.")  # overrides of the original run that must not follow it
 
 
 def run_overrides(run_dir: Path) -> list[str]:
-    """The command-line overrides the run was trained with (Hydra keeps them in ``.hydra/overrides.yaml``)."""
+    """The command-line overrides the run was trained with (``rundir.read_overrides``), those that must not follow
+    it left out, keys moved since renamed (``ser.build.upgrade_overrides``)."""
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"verify=true retrains the run with its own overrides, read from {path}, which is "
                                 "missing: train.py writes it; pass a run directory of train.py")
-    listed = OmegaConf.to_container(OmegaConf.load(path)) or []
-    return [o for o in listed if not o.lstrip("+~").startswith(SKIPPED)]
+    return upgrade_overrides([o for o in rundir.read_overrides(run_dir) if not o.lstrip("+~").startswith(SKIPPED)])
 
 
 def followed(overrides: list[str], advice: list[str]) -> list[str]:
@@ -46,37 +51,11 @@ def followed(overrides: list[str], advice: list[str]) -> list[str]:
     return kept + list(advice)
 
 
-def fold_metrics(run_dir: Path) -> dict[str, dict]:
-    """Fold name -> the test metrics a run wrote (``fold_<name>/metrics.json``, or ``metrics.json`` for one fold)."""
-    folds = {p.name.removeprefix("fold_"): json.loads((p / "metrics.json").read_text())
-             for p in sorted(run_dir.glob("fold_*")) if (p / "metrics.json").is_file()}
-    if folds:
-        return folds
-    return {"": json.loads((run_dir / "metrics.json").read_text())}
-
-
-def target(finding: dict, measured: dict) -> tuple[str, list[str]]:
-    """What a cause's advice should improve: a name and the metrics.json keys averaged per fold."""
-    if finding["id"] == "imbalance":
-        rare = measured.get("imbalance", {}).get("rare") or []
-        if rare:
-            return f"recall of {', '.join(rare)}", [f"test/recall/{c}" for c in rare]
-    what = {"mismatch": "UA on the test audio as it was (its noise or channel)",
-            "corpus_shift": "UA on the held-out corpus"}.get(finding["id"], "UA")
-    return what, ["test/ua"]
-
-
-def sign_flip_p(deltas: np.ndarray) -> float:
-    """One-sided p of a mean change >= the observed under random signs (exact up to 16 folds, sampled beyond)."""
-    deltas = np.asarray(deltas, float)
-    n, observed = len(deltas), float(deltas.mean())
-    if n == 0:
-        return float("nan")
-    if n <= 16:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    else:
-        signs = np.random.default_rng(0).choice((1.0, -1.0), size=(20000, n))
-    return float(np.mean((signs * np.abs(deltas)).mean(1) >= observed - 1e-12))
+def target(finding: dict, measured: dict, checks: list[Check]) -> tuple[str, list[str]]:
+    """What a cause's advice should improve: a name and the metrics.json keys averaged per fold (the ``verify_metric``
+    of the check that reported it)."""
+    check = next(c for c in checks if c.name == finding["check"])
+    return check.verify_metric(finding, measured.get(check.name) or {})
 
 
 def compare(before: dict[str, dict], after: dict[str, dict], keys: list[str]) -> dict:
@@ -88,42 +67,48 @@ def compare(before: dict[str, dict], after: dict[str, dict], keys: list[str]) ->
     return {"folds": folds, "before": b.round(4).tolist(), "after": a.round(4).tolist(),
             "mean_before": float(b.mean()) if len(b) else float("nan"),
             "mean_after": float(a.mean()) if len(a) else float("nan"),
-            "change": float(d.mean()) if len(d) else float("nan"), "p": sign_flip_p(d),
+            "change": float(d.mean()) if len(d) else float("nan"), "p": sign_flip_p(d, "greater"),
             "helped": bool(len(d) and d.mean() > 0), "folds_better": int((d > 0).sum()), "folds_worse": int((d < 0).sum())}
 
 
 def retrain(run_dir: Path, advice: list[str], out: Path) -> Path:
     """Train the run again with ``advice`` added to its overrides, into ``out`` (resumed when it was cut short)."""
-    from omegaconf import open_dict
-
-    from ser.inspect import compose_cli
-    from ser.train import train
-
     overrides = followed(run_overrides(run_dir), advice)
-    cfg = compose_cli(overrides)
+    cfg = compose_config("train", overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
         cfg.resume = True  # a verification cut short continues where it stopped
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "overrides.txt").write_text("\n".join(overrides) + "\n")
+    rundir.write_text(out / "overrides.txt", "\n".join(overrides) + "\n")
     log.info("verify: python train.py %s", " ".join(overrides))
     train(cfg)
     return out
 
 
-def verify(run_dir: Path, summary: dict, measured: dict, out: Path, top: int = 2) -> list[dict]:
+def verify(run_dir: Path, summary: dict, measured: dict, checks: list[Check], out: Path, top: int = 2) -> list[dict]:
     """Retrain with the advice of the top ``top`` causes that have any; one result per cause verified."""
-    before = fold_metrics(run_dir)
+    before = rundir.fold_metrics(run_dir)
     results = []
     for finding in [c for c in summary["causes"] if c.get("advice")][:top]:
-        name, keys = target(finding, measured)
+        name, keys = target(finding, measured, checks)
         folder = retrain(run_dir, finding["advice"], out / "verify" / finding["id"])
         result = {"id": finding["id"], "advice": finding["advice"], "metric": name, "keys": keys,
-                  "run": str(folder)} | compare(before, fold_metrics(folder), keys)
+                  "run": str(folder)} | compare(before, rundir.fold_metrics(folder), keys)
         log.info("verify %s: %s %.3f -> %.3f (%+.3f, p %.3f over %d folds)", finding["id"], name, result["mean_before"],
                  result["mean_after"], result["change"], result["p"], len(result["folds"]))
         results.append(result)
     return results
+
+
+def add_to_report(run_dir: Path, out: Path, measured: dict, checks: list[Check], top: int) -> None:
+    """Retrain with the top causes' advice; the results go into diagnosis.json (``verified``) and a report section
+    after the ranked causes."""
+    summary = rundir.read_json(out / "diagnosis.json")
+    summary["verified"] = verify(run_dir, summary, measured, checks, out, top)
+    rundir.write_json(out / "diagnosis.json", summary)
+    section = markdown(summary["verified"]) or ["## Advice, verified", "", "No cause with advice to follow.", ""]
+    report = (out / "report.md").read_text()
+    at = report.index("How to read this:")
+    rundir.write_text(out / "report.md", report[:at] + "\n".join(section) + "\n" + report[at:])
 
 
 def markdown(results: list[dict]) -> list[str]:

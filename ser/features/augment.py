@@ -15,7 +15,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from ser.models.masking import length_mask
+from ser.nn import length_mask
 
 COLORS = ("white", "pink", "brown", "babble")
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from ser.features.rows import Deltas, Prosody, Spectral
 from ser.features.spectrogram import MelSpectrogram, MFCCSpectrogram
-from ser.models.masking import length_mask
+from ser.nn import length_mask
 
 
 class SpectralFrontend(nn.Module):

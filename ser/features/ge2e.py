@@ -20,7 +20,7 @@ from torch import nn
 
 from ser.features.spectrogram import MelSpectrogram
 from ser.features.upstream import Upstream
-from ser.models.masking import length_mask
+from ser.nn import length_mask
 
 HIDDEN, LAYERS, MELS = 256, 3, 40
 

@@ -19,7 +19,7 @@ import os
 import torch
 
 from ser.features.upstream import Upstream
-from ser.models.masking import length_mask
+from ser.nn import length_mask
 
 log = logging.getLogger(__name__)
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ser.models.masking import length_mask, masked_mean_std
+from ser.nn import length_mask, masked_mean_std
 
 
 class Head(nn.Sequential):

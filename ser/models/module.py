@@ -15,6 +15,7 @@ from ser.features.normalize import FeatureNorm
 from ser.models.head import Head
 from ser.models.metrics import EmotionMetrics
 from ser.models.pipeline import Pipeline
+from ser.plots import confusion_figure
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,6 @@ class SERModule(Pipeline, L.LightningModule):
         self.corpus_metrics = nn.ModuleDict()  # data=multi: test metrics per corpus too (on_test_start)
         self.last_confusion: dict[str, torch.Tensor] = {}
 
-    def frontend_features(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch's features before normalisation, (B, F, T') and frames (B,): from its waves, or, for a
-        frozen upstream, from the cached upstream output the data module put in the batch (``feats``)."""
-        if "feats" in batch:
-            return self.frontend.from_cache(batch["feats"], batch["frames"])
-        return self.frontend(batch["waves"], batch["lengths"])
-
     def on_train_epoch_start(self) -> None:
         self._epoch_started = time.monotonic()
         # Fine-tuning an upstream (features.freeze=false) starts after its warm-up epochs.
@@ -109,11 +103,7 @@ class SERModule(Pipeline, L.LightningModule):
         if augment is not None and "waves" in batch:
             batch = dict(batch)
             batch["waves"], batch["lengths"] = augment.waves(batch["waves"], batch["lengths"])
-        feats, frames = self.frontend_features(batch)  # (B, F, T'), (B,)
-        feats = self.normalizer(feats, frames, self.groups_of(batch))
-        if augment is not None:
-            feats = augment.features(feats, frames)
-        logits = self.classify(feats, frames)  # (B, C)
+        logits = self.forward_batch(batch, edit=augment.features if augment is not None else None)  # (B, C)
         loss = self.loss(logits, batch["labels"])
         if stage == "train" and not torch.isfinite(loss):
             self._stop_on_non_finite(loss)
@@ -183,7 +173,8 @@ class SERModule(Pipeline, L.LightningModule):
 
     def on_test_start(self) -> None:
         # Several corpora (data=multi): test metrics per corpus as well, test/<corpus>/ua and so on.
-        names = list(getattr(getattr(self.trainer, "datamodule", None), "corpus_names", []))
+        corpus = getattr(getattr(self.trainer, "datamodule", None), "corpus", None)
+        names = list(getattr(corpus, "corpus_names", []))
         metrics = {name: EmotionMetrics(self.class_names, f"test/{name}") for name in names} if len(names) > 1 else {}
         self.corpus_metrics = nn.ModuleDict(metrics).to(self.device)
 
@@ -201,8 +192,6 @@ class SERModule(Pipeline, L.LightningModule):
         writer = getattr(self.logger, "experiment", None)
         if self.trainer.sanity_checking or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
             return
-        from ser.plots import confusion_figure
-
         figure = confusion_figure(confusion, self.class_names, f"{stage} confusion (epoch {self.current_epoch + 1})")
         writer.add_figure(f"{stage}/confusion_matrix", figure, self.global_step)
 

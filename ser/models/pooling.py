@@ -5,18 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ser.models.masking import length_mask, masked_mean_std
-
-
-class MeanPool(nn.Module):
-    """Mean over valid frames; ``out_dim = in_dim``."""
-
-    def __init__(self, in_dim: int):
-        super().__init__()
-        self.out_dim = in_dim
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return masked_mean_std(x, length_mask(lengths, x.shape[-1]))[0]  # (B, C, T) -> (B, C)
+from ser.nn import length_mask, masked_mean_std
 
 
 class StatsPool(nn.Module):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ser.diagnose import analysis as A
+from ser import stats as S
 from ser.diagnose import figures as F
-from ser.diagnose.checks import Check
+from ser.diagnose.check import Check
 from ser.diagnose.evidence import Finding
 
 ECE = 0.08  # above this, probabilities are off by more than a reader would shrug at
@@ -21,7 +21,7 @@ class Calibration(Check):
         return {"temperature": float(getattr(view.model, "temperature", 1.0))}
 
     def measure(self, ev, run):
-        m = A.calibration(ev.probs, ev.labels)
+        m = S.calibration(ev.probs, ev.labels)
         temps = [float((t or {}).get("temperature", 1.0)) for t in ev.per_fold(self.name)]
         m["temperatures"] = temps
         if any(abs(t - 1.0) > 1e-6 for t in temps):
@@ -31,7 +31,7 @@ class Calibration(Check):
                 z = t * np.log(np.clip(fold.probs, 1e-30, None))
                 z = np.exp(z - z.max(1, keepdims=True))
                 raw.append(z / z.sum(1, keepdims=True))
-            before = A.calibration(np.concatenate(raw), ev.labels)
+            before = S.calibration(np.concatenate(raw), ev.labels)
             m["before"] = {"ece": before["ece"], "mean_confidence": before["mean_confidence"]}
         return m
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ser.diagnose import analysis as A
 from ser.diagnose import figures as F
-from ser.diagnose.checks import Check
+from ser.diagnose.check import Check
 from ser.diagnose.evidence import Finding
 
 DOMINANT = 0.2  # a pair taking this share of the true class's utterances dominates its errors
@@ -15,6 +15,7 @@ DOMINANT = 0.2  # a pair taking this share of the true class's utterances domina
 
 class Confusions(Check):
     name, title = "confusions", "Confusions"
+    causes = ("confusable_classes",)
 
     def measure(self, ev, run):
         pairs = []

@@ -6,42 +6,38 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ser.diagnose import analysis as A
-from ser.diagnose.checks import Check
+from ser.diagnose.check import Check
 from ser.diagnose.evidence import Finding
+from ser.models.pipeline import predict
 
 GAP = 0.05  # a cross-corpus loss smaller than this is within what another speaker set would give
 
 
 class CorpusShift(Check):
     name, title = "corpus_shift", "Corpus shift"
+    causes = ("corpus_shift",)
 
-    @torch.no_grad()
+    def verify_metric(self, finding, m):
+        return "UA on the held-out corpus", ["test/ua"]
+
+    def absent_by_construction(self, class_counts):
+        return True  # a single-corpus run tests on the corpus it trained on
+
     def per_fold(self, view):
         """For a fold whose test corpora were not trained on: predictions and embeddings (B, D) in-domain
         (validation speakers, else the training utterances) and cross-corpus (the test corpora)."""
-        dm, fold, model = view.dm, view.fold, view.model
-        corpus = [dm.utterance_corpus(u) for u in dm.utterances]
+        dm, fold = view.dm, view.fold
+        corpus = [dm.corpus.corpus_of(u) for u in dm.corpus.utterances]
         trained = sorted({corpus[i] for i in fold.train})
         tested = sorted({corpus[i] for i in fold.test})
         if not all(tested) or set(tested) & set(trained):
             return None
         out = {"train_corpora": trained, "test_corpora": tested, "in_domain_from": "validation" if fold.val else "training"}
         for part, indices in (("in_domain", fold.val or fold.train), ("cross", fold.test)):
-            labels, preds, embeddings, which = [], [], [], []
-            for batch in dm.loader(indices):
-                batch = {k: v.to(view.device) for k, v in batch.items()}
-                feats, frames = model.frontend_features(batch)  # (B, F, T'): from waves or an upstream's cache
-                feats = model.normalizer(feats, frames, model.groups_of(batch))
-                emb = model.encoder(feats, frames)  # (B, D)
-                preds.append(model.head(emb, feats, frames).argmax(-1).cpu())
-                labels.append(batch["labels"].cpu())
-                embeddings.append(emb.float().cpu())
-                which += [corpus[indices[i]] for i in batch["index"].tolist()]
-            out[part] = {"labels": torch.cat(labels).numpy(), "preds": torch.cat(preds).numpy(),
-                         "embeddings": torch.cat(embeddings).numpy(), "corpus": which}
+            got = predict(view.model, dm.loader(indices), embeddings=True)  # embeddings (N, D): what the head reads
+            out[part] = {"labels": got.labels.numpy(), "preds": got.logits.argmax(-1).numpy(),
+                         "embeddings": got.embeddings.numpy(), "corpus": [corpus[indices[i]] for i in got.index]}
         return out
 
     def measure(self, ev, run):
@@ -61,7 +57,7 @@ class CorpusShift(Check):
         elif not s.pretrained:
             advice += ([] if s.noise_augmented else ["augment=full"]) + ["experiment=pretrained"]
         if len(m["train_corpora"]) > 1:  # several training corpora: none may dominate
-            advice.append("data.balance=corpus")
+            advice.append("loader.balance=corpus")
         return [Finding("corpus_shift", "corpus shift (dataset bias)", m["gap"],
                         f"UA {m['in_domain']['ua']:.2f} in-domain ({', '.join(m['train_corpora'])}) against "
                         f"{m['cross']['ua']:.2f} on {', '.join(m['test_corpora'])}"
@@ -97,7 +93,7 @@ class CorpusShift(Check):
         L += ["", "Transfers: cross-corpus recall at least 70 % of in-domain; collapses: at or below chance. "
               "What helps against corpus shift: per-corpus normalisation (features.normalize=corpus, transductive: "
               "report it separately), channel and noise augmentation (augment=full, augment=noise), training on more "
-              "corpora (data.corpora, data.balance=corpus), a pretrained upstream (experiment=pretrained).", ""]
+              "corpora (data.corpora, loader.balance=corpus), a pretrained upstream (experiment=pretrained).", ""]
         return L
 
 

@@ -9,9 +9,9 @@ import logging
 
 import numpy as np
 
-from ser.diagnose import analysis as A
+from ser import stats as S
 from ser.diagnose import figures as F
-from ser.diagnose.checks import REPORT_ABOVE, Check
+from ser.diagnose.check import REPORT_ABOVE, Check
 from ser.diagnose.evidence import Finding
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ MIN_STEPS = 250
 
 class DataSize(Check):
     name, title = "data_size", "Training data"
+    causes = ("too_little_data",)
 
     def measure(self, ev, run):
         refused = run.refuse_retraining(sum(SHARES))
@@ -36,18 +37,18 @@ class DataSize(Check):
             for f in ev.folds:
                 parts.append(run.retrain(f.fold, share, f"share_{int(100 * share)}", f.index))
                 log.info("learning curve: fold %s on %d %% of its training data: UA %.3f", f.fold, 100 * share,
-                         A.ua(f.labels, parts[-1].argmax(1), ev.C))
+                         S.ua(f.labels, parts[-1].argmax(1), ev.C))
             probs[share] = np.concatenate(parts)
         preds = {s: p.argmax(1) for s, p in probs.items()}
-        curve = {s: A.ua(ev.labels, p, ev.C) for s, p in preds.items()}
+        curve = {s: S.ua(ev.labels, p, ev.C) for s, p in preds.items()}
 
         def last_doubling(ix):
-            return A.ua(ev.labels[ix], preds[1.0][ix], ev.C) - A.ua(ev.labels[ix], preds[0.5][ix], ev.C)
+            return S.ua(ev.labels[ix], preds[1.0][ix], ev.C) - S.ua(ev.labels[ix], preds[0.5][ix], ev.C)
 
         n_train = float(np.mean([len(run.use(f.fold).train) for f in ev.folds]))
         return {"ua": {str(s): v for s, v in sorted(curve.items())}, "gain": curve[1.0] - curve[0.5], "n_train": n_train,
                 "rising": curve[0.5] - curve[0.25] >= RISING and curve[1.0] > curve[0.5],
-                "interval": A.bootstrap_interval(last_doubling, ev.n, run.options.bootstrap, run.options.seed)}
+                "interval": S.bootstrap_interval(last_doubling, ev.n, run.options.bootstrap, run.options.seed)}
 
     def judge(self, m, ev):
         if "skipped" in m or not m["rising"] or m["gain"] < REPORT_ABOVE:

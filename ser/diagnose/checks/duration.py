@@ -8,7 +8,7 @@ import numpy as np
 
 from ser.diagnose import analysis as A
 from ser.diagnose import figures as F
-from ser.diagnose.checks import REPORT_ABOVE, Check
+from ser.diagnose.check import REPORT_ABOVE, Check
 from ser.diagnose.evidence import Finding
 
 MIN_BUCKET = 10  # utterances a bucket needs before its UA means anything
@@ -16,6 +16,7 @@ MIN_BUCKET = 10  # utterances a bucket needs before its UA means anything
 
 class Duration(Check):
     name, title = "duration", "Duration"
+    causes = ("utterance_length",)
 
     def measure(self, ev, run):
         rows = A.ua_by_duration(ev.durations, ev.labels, ev.preds, ev.C)
@@ -33,7 +34,7 @@ class Duration(Check):
         low, high = min(used, key=lambda b: b["ua"]), max(used, key=lambda b: b["ua"])
         return [Finding("utterance_length", "utterance length", m["cost"],
                         f"UA {low['ua']:.2f} for {_span(low)} against {high['ua']:.2f} for {_span(high)}",
-                        ["data.max_train_s=null"], "or ser.predict window_s for long files")]
+                        ["loader.max_train_s=null"], "or ser.predict window_s for long files")]
 
     def section(self, m, ev):
         L = ["## Duration", "", "| length | n | UA | WA |", "|---|---|---|---|"]

@@ -12,11 +12,11 @@ group of the model's input rows is set to its training mean.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from ser.diagnose import analysis as A
+from ser import stats as S
 from ser.diagnose import figures as F
-from ser.diagnose.checks import REPORT_ABOVE, Check
+from ser.diagnose.check import REPORT_ABOVE, Check
+from ser.diagnose.evaluate import predict
 from ser.diagnose.evidence import Finding
 
 HANDCRAFTED = ("logmel", "egemaps")  # references every corpus can be judged by; GE2E is shown, not counted
@@ -25,25 +25,16 @@ UNUSED = 0.005  # an occluded group changing UA by less than this is not used
 
 class Features(Check):
     name, title = "features", "Features"
+    causes = ("weak_features",)
 
-    @torch.no_grad()
     def per_fold(self, view):
         if not view.options.occlude:
             return None
-        model = view.model
-        groups = model.frontend.row_groups()
-        labels, preds = [], {g: [] for g in groups}
-        for batch in view.dm.loader(view.fold.test):
-            batch = {k: v.to(view.device) for k, v in batch.items()}
-            feats, frames = model.frontend_features(batch)  # (B, F, T'): from waves or an upstream's cache
-            feats = model.normalizer(feats, frames, model.groups_of(batch))
-            for name, rows in groups.items():
-                hidden = feats.clone()
-                hidden[:, rows] = 0.0
-                preds[name].append(model.classify(hidden, frames).argmax(-1).cpu())
-            labels.append(batch["labels"].cpu())
-        labels = torch.cat(labels).numpy()
-        return {g: A.ua(labels, torch.cat(p).numpy(), len(model.class_names)) for g, p in preds.items()}
+        out = {}
+        for name, rows in view.model.frontend.row_groups().items():
+            probs, labels, _ = predict(view.model, view.dm, view.fold.test, edit=_occlude(rows))
+            out[name] = S.ua(labels, probs.argmax(1), len(view.model.class_names))
+        return out
 
     def measure(self, ev, run):
         occl = ev.per_fold(self.name)
@@ -57,7 +48,7 @@ class Features(Check):
         for name in sets:
             if name != "own" and not (name == "ge2e" and ev.settings.pretrained) and not _same_as_own(name, run.cfg):
                 probes[name] = run.probe(name, order).argmax(1)
-        ua = {k: A.ua(ev.labels, p, ev.C) for k, p in probes.items()}
+        ua = {k: S.ua(ev.labels, p, ev.C) for k, p in probes.items()}
         m |= {"probe_ua": ua, "described": {k: sets[k] for k in probes}, "model_ua": ev.ua,
               "capacity": ua["own"] - ev.ua}
         m["capacity_interval"] = _paired(ev, probes["own"], ev.preds, run)
@@ -129,9 +120,19 @@ class Features(Check):
                                                    "UA lost when a feature group is occluded", "UA drop")}
 
 
+def _occlude(rows):
+    """An ``edit`` of the normalised features (B, F, T'): ``rows`` set to 0, their training mean."""
+    def edit(feats, frames):
+        hidden = feats.clone()
+        hidden[:, rows] = 0.0
+        return hidden
+
+    return edit
+
+
 def _paired(ev, a: np.ndarray, b: np.ndarray, run) -> tuple[float, float]:
     """90 % bootstrap interval of UA(a) - UA(b) over the pooled test utterances."""
-    return A.bootstrap_interval(lambda ix: A.ua(ev.labels[ix], a[ix], ev.C) - A.ua(ev.labels[ix], b[ix], ev.C), ev.n,
+    return S.bootstrap_interval(lambda ix: S.ua(ev.labels[ix], a[ix], ev.C) - S.ua(ev.labels[ix], b[ix], ev.C), ev.n,
                                 run.options.bootstrap, run.options.seed)
 
 

@@ -5,13 +5,16 @@ does not reach: the UA at stake)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ser.diagnose import figures as F
-from ser.diagnose.analysis import ua
-from ser.diagnose.checks import REPORT_ABOVE, Check
+from ser.diagnose.check import REPORT_ABOVE, Check
+from ser.diagnose.checks.features import Features
 from ser.diagnose.evidence import Finding
 from ser.diagnose.fitting import fitting_evidence, loss_trend
+from ser.stats import ua
 
 FITS = 0.85  # training UA (eval mode) below which the model does not fit what it was given
 GAP = 0.2  # a fitting gap above this is memorising, not learning (set on the fault-injection benchmark)
@@ -19,6 +22,12 @@ GAP = 0.2  # a fitting gap above this is memorising, not learning (set on the fa
 
 class Fitting(Check):
     name, title = "fitting", "Fitting"
+    causes = ("overfitting", "underfitting")
+    requires = (Features,)  # the probe on the same features: the UA at stake
+
+    def fold_columns(self, fold, ev):
+        train = (fold.extra.get(self.name) or {}).get("train_ua", math.nan)
+        return {"gap": ("fitting gap", train - ua(fold.labels, fold.probs.argmax(1), ev.C))}
 
     def per_fold(self, view):
         return {"train_ua": view.ua_on("train")} if view.fold.train else None
@@ -44,7 +53,7 @@ class Fitting(Check):
                     m[key] = float(np.mean(values)) if isinstance(values[0], float) else int(round(np.mean(values)))
             m |= {"val_loss_rose": rose > len(usable) / 2, "val_loss_rose_folds": rose, "curve_folds": len(usable)}
         m["per_fold"] = {name: f for name, f in fits.items() if f}
-        features = ev.measured.get("features") or {}
+        features = ev.of(Features)
         if "capacity" in features:
             m |= {"capacity": features["capacity"], "capacity_interval": features["capacity_interval"]}
         return m
@@ -80,7 +89,7 @@ class Fitting(Check):
     @staticmethod
     def _features_explain(m, ev) -> bool:
         """Training converged with the features found weak: they, not the training, limit the fit."""
-        weak = (ev.measured.get("features") or {}).get("weak", 0) >= REPORT_ABOVE
+        weak = ev.of(Features).get("weak", 0) >= REPORT_ABOVE
         return weak and m.get("still_improving") is False
 
     def section(self, m, ev):

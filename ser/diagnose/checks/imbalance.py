@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ser.diagnose import analysis as A
+from ser import stats as S
 from ser.diagnose import figures as F
-from ser.diagnose.checks import Check
+from ser.diagnose.check import Check
 from ser.diagnose.evidence import Finding
 
 RARE = 0.4  # a class with less than 40 % of the median class's share of the training data is rare
@@ -25,17 +25,19 @@ def rare_classes(share: np.ndarray) -> list[int]:
     return [c for c in range(len(share)) if share[c] < RARE * np.median(trained)]
 
 
+# a corpus whose largest class is at most twice its smallest cannot suffer from imbalance
+BALANCED = 2.0
 SHIFTS = np.linspace(-4, 4, 33)  # the logit shifts tried for the rare classes
 
 
 def rebalanced(labels: np.ndarray, logp: np.ndarray, C: int, rare: list[int]) -> tuple[float, float]:
     """(UA gained by the best shift of the rare classes' log-probabilities, that shift)."""
-    base = A.ua(labels, logp.argmax(1), C)
+    base = S.ua(labels, logp.argmax(1), C)
     best, shift = base, 0.0
     for delta in SHIFTS:
         moved = logp.copy()
         moved[:, rare] += delta
-        value = A.ua(labels, moved.argmax(1), C)
+        value = S.ua(labels, moved.argmax(1), C)
         if value > best + 1e-9:
             best, shift = value, float(delta)
     return best - base, shift
@@ -44,7 +46,7 @@ def rebalanced(labels: np.ndarray, logp: np.ndarray, C: int, rare: list[int]) ->
 def shortfall(labels: np.ndarray, preds: np.ndarray, C: int, rare: list[int]) -> float:
     """UA lost by the rare classes: the sum over rare classes (present in ``labels``) of how far their
     recall falls short of the mean recall of the other present classes, divided by the present classes."""
-    recall = A.recall_per_class(A.confusion(labels, preds, C))
+    recall = S.recall_per_class(S.confusion(labels, preds, C))
     present = ~np.isnan(recall)
     others = [c for c in range(C) if present[c] and c not in rare]
     if not others or not any(present[c] for c in rare):
@@ -55,6 +57,16 @@ def shortfall(labels: np.ndarray, preds: np.ndarray, C: int, rare: list[int]) ->
 
 class Imbalance(Check):
     name, title = "imbalance", "Imbalance"
+    causes = ("imbalance",)
+
+    def verify_metric(self, finding, m):
+        rare = m.get("rare") or []
+        if rare:  # what class weights or more data for them should raise
+            return f"recall of {', '.join(rare)}", [f"test/recall/{c}" for c in rare]
+        return "UA", ["test/ua"]
+
+    def absent_by_construction(self, class_counts):
+        return max(class_counts) <= BALANCED * max(min(class_counts), 1)
 
     def measure(self, ev, run):
         share = ev.train_counts / max(ev.train_counts.sum(), 1)
@@ -62,9 +74,9 @@ class Imbalance(Check):
         # What the logits would say without the training prior (a class-weighted or balanced run has none).
         weighted = ev.settings.class_weighted or ev.settings.balanced_sampler
         prior = np.full(ev.C, 1 / ev.C) if weighted else np.maximum(share, 1e-6)
-        adjusted = A.ua(ev.labels, (ev.probs / prior).argmax(1), ev.C)
+        adjusted = S.ua(ev.labels, (ev.probs / prior).argmax(1), ev.C)
         m = {"train_counts": ev.train_counts.tolist(), "train_share": share.tolist(), "recall": ev.recall.tolist(),
-             "r": A.pearson(share, ev.recall), "ratio": float(share.max() / max(share[share > 0].min(), 1e-9)),
+             "r": S.pearson(share, ev.recall), "ratio": float(share.max() / max(share[share > 0].min(), 1e-9)),
              "rare": [ev.class_names[c] for c in rare], "prior_adjusted_ua": adjusted, "score": 0.0}
         if rare:
             logp = np.log(np.clip(ev.probs, 1e-9, None))
@@ -76,7 +88,7 @@ class Imbalance(Check):
                 labels = ev.labels[ix]
                 return max(shortfall(labels, ev.preds[ix], ev.C, rare), rebalanced(labels, logp[ix], ev.C, rare)[0])
 
-            m["interval"] = A.bootstrap_interval(cost, ev.n, max(50, run.options.bootstrap // 4), run.options.seed)
+            m["interval"] = S.bootstrap_interval(cost, ev.n, max(50, run.options.bootstrap // 4), run.options.seed)
         return m
 
     def judge(self, m, ev):

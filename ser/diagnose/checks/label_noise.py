@@ -17,15 +17,15 @@ import logging
 
 import numpy as np
 
-from ser.diagnose import analysis as A
-from ser.diagnose.checks import REPORT_ABOVE, Check
-from ser.diagnose.context import fit_probe
+from ser import stats as S
+from ser.diagnose.check import REPORT_ABOVE, Check
 from ser.diagnose.evidence import Finding
+from ser.probe import out_of_sample, per_speaker
 
 log = logging.getLogger(__name__)
 MIN_SHARE = 0.05  # fewer suspects than this share is what a clean corpus shows (probe errors, a few ambiguous takes)
+DETECTION = "Label-noise detection, average precision of the suspect ranking against the replaced labels"
 SHOWN = 15  # suspects listed in the report (all of them in suspect_labels.csv)
-CV_FOLDS = 5
 
 
 def representation(run) -> str:
@@ -33,21 +33,16 @@ def representation(run) -> str:
     return "ge2e" if "ge2e" in run.feature_sets() else "own"
 
 
-def out_of_sample(X: np.ndarray, y: np.ndarray, C: int, seed: int) -> np.ndarray:
-    """(N, C) probabilities of each row's class from a probe trained on the other folds (stratified)."""
-    counts = np.bincount(y, minlength=C)
-    k = int(min(CV_FOLDS, counts[counts > 0].min()))
-    if k < 2:
-        return np.full((len(y), C), 1 / C)
-    part = A.stratified_folds(y, k, seed)
-    probs = np.zeros((len(y), C))
-    for fold in range(k):
-        probs[part == fold] = fit_probe(X[part != fold], y[part != fold], C).predict_proba(X[part == fold])
-    return probs
-
-
 class LabelNoise(Check):
     name, title = "label_noise", "Label quality"
+    causes = ("label_noise",)
+
+    def absent_by_construction(self, class_counts):
+        return True  # nothing replaced a label of a clean corpus; a report there is a false alarm
+
+    def bench_scores(self, m):
+        injected = m.get("injected")
+        return {DETECTION: injected["average_precision"]} if injected else {}
 
     def measure(self, ev, run):
         if not run.options.probes:
@@ -61,27 +56,25 @@ class LabelNoise(Check):
 
         dm = run.dm
         seen = sorted({i for name in run.folds for i in _seen(run, name)})
-        given = np.array([dm.class_names.index(dm.given_labels[i]) for i in seen])
+        given = np.array([dm.corpus.class_names.index(dm.given_labels[i]) for i in seen])
         feats = representation(run)
         X, _ = run.matrix(feats)
-        from ser.baselines.run import per_speaker
-
-        Xs = per_speaker(X, [u.speaker for u in dm.utterances])[seen]
+        Xs = per_speaker(X, [u.speaker for u in dm.corpus.utterances])[seen]
         probs = out_of_sample(Xs, given, ev.C, run.options.seed)
         quality = get_label_quality_scores(given, probs)
         # n_jobs=1: cleanlab's worker pool relies on fork-inherited globals and fails inside spawned processes
         flagged = (find_label_issues(given, probs, n_jobs=1) if len(set(given.tolist())) > 1
                    else np.zeros(len(seen), bool))
         order = np.argsort(quality)
-        suspects = [{"path": dm.utterances[seen[k]].path, "speaker": dm.utterances[seen[k]].speaker,
-                     "given": dm.class_names[given[k]], "likely": dm.class_names[int(probs[k].argmax())],
+        suspects = [{"path": dm.corpus.utterances[seen[k]].path, "speaker": dm.corpus.utterances[seen[k]].speaker,
+                     "given": dm.corpus.class_names[given[k]], "likely": dm.corpus.class_names[int(probs[k].argmax())],
                      "quality": float(quality[k]), "flagged": bool(flagged[k])} for k in order]
         m = {"features": feats, "n": len(seen), "flagged": int(flagged.sum()), "share": float(flagged.mean()),
              "out_of_sample_accuracy": float((probs.argmax(1) == given).mean()),
-             "per_class": {c: int(flagged[given == k].sum()) for k, c in enumerate(dm.class_names)},
+             "per_class": {c: int(flagged[given == k].sum()) for k, c in enumerate(dm.corpus.class_names)},
              "suspects": suspects, "file": str(run.out / "suspect_labels.csv")}
         if dm.inject.label_noise > 0:
-            truth = np.array([dm.given_labels[i] != dm.utterances[i].label for i in seen])
+            truth = np.array([dm.given_labels[i] != dm.corpus.utterances[i].label for i in seen])
             m["injected"] = _detection(truth, quality, flagged)
         if m["share"] >= MIN_SHARE:
             drop = {seen[k] for k in np.flatnonzero(flagged)}
@@ -99,11 +92,11 @@ class LabelNoise(Check):
         after = np.concatenate([run.retrain(f.fold, 1.0, "without_suspects", f.index, drop).argmax(1) for f in folds])
 
         def gain(ix):
-            return A.ua(labels[ix], after[ix], ev.C) - A.ua(labels[ix], before[ix], ev.C)
+            return S.ua(labels[ix], after[ix], ev.C) - S.ua(labels[ix], before[ix], ev.C)
 
-        return {"retrained_ua": A.ua(labels, after, ev.C), "run_ua": A.ua(labels, before, ev.C),
+        return {"retrained_ua": S.ua(labels, after, ev.C), "run_ua": S.ua(labels, before, ev.C),
                 "retrained_gain": gain(np.arange(len(labels))),
-                "retrained_interval": A.bootstrap_interval(gain, len(labels), run.options.bootstrap, run.options.seed)}
+                "retrained_interval": S.bootstrap_interval(gain, len(labels), run.options.bootstrap, run.options.seed)}
 
     def _gain(self, ev, run, feats: str, drop: set[int]) -> dict:
         """UA of a probe trained without the flagged utterances minus with them, on the folds' test utterances
@@ -120,10 +113,10 @@ class LabelNoise(Check):
         a, b = with_all.argmax(1), without.argmax(1)
 
         def gain(ix):
-            return A.ua(labels[ix], b[ix], ev.C) - A.ua(labels[ix], a[ix], ev.C)
+            return S.ua(labels[ix], b[ix], ev.C) - S.ua(labels[ix], a[ix], ev.C)
 
-        return {"probe_ua": A.ua(labels, a, ev.C), "probe_ua_without": A.ua(labels, b, ev.C), "gain": gain(np.arange(n)),
-                "interval": A.bootstrap_interval(gain, n, run.options.bootstrap, run.options.seed)}
+        return {"probe_ua": S.ua(labels, a, ev.C), "probe_ua_without": S.ua(labels, b, ev.C), "gain": gain(np.arange(n)),
+                "interval": S.bootstrap_interval(gain, n, run.options.bootstrap, run.options.seed)}
 
     def judge(self, m, ev):
         # A cause only when the run's own recipe, retrained without the suspects, gains beyond doubt: a clean
@@ -135,7 +128,7 @@ class LabelNoise(Check):
         worst = ", ".join(f"{c} ({n})" for c, n in sorted(m["per_class"].items(), key=lambda kv: -kv[1])[:3])
         suspects = (f"{m['flagged']} of {m['n']} training labels ({100 * m['share']:.0f} %) look wrong to a probe that did "
                     f"not see them (most given as {worst})")
-        advice = [f"data.exclude={m['file']}"] + ([] if ev.settings.label_smoothing else ["loss.label_smoothing=0.1"])
+        advice = [f"fold.exclude={m['file']}"] + ([] if ev.settings.label_smoothing else ["loss.label_smoothing=0.1"])
         note = "or check and relabel the utterances in suspect_labels.csv"
         if "retrained_gain" not in m:
             return [Finding("label_noise", "suspect labels", m["gain"],

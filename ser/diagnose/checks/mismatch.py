@@ -19,10 +19,9 @@ import math
 import numpy as np
 import torch
 
-from ser.data.store import materialize
-from ser.diagnose import analysis as A
+from ser import stats as S
 from ser.diagnose import figures as F
-from ser.diagnose.checks import REPORT_ABOVE, Check
+from ser.diagnose.check import REPORT_ABOVE, Check
 from ser.diagnose.evidence import Finding
 
 # A difference that matters (set on the fault-injection benchmark): the test audio noisier by 6 dB,
@@ -72,16 +71,23 @@ def conditions(wave: torch.Tensor, sample_rate: int) -> dict:
 
 class Mismatch(Check):
     name, title = "mismatch", "Recording conditions"
+    causes = ("mismatch",)
 
     def __init__(self):
         self._clean: dict[int, dict] = {}  # training-side descriptors, the same in every fold
 
     def _describe(self, dm, i: int, test: bool) -> dict:
         if test and i in dm.test_waves:  # injected test audio: as this fold serves it
-            return conditions(dm.test_waves[i], dm.sample_rate)
+            return conditions(dm.test_waves[i], dm.corpus.sample_rate)
         if i not in self._clean:
-            self._clean[i] = conditions(materialize(dm.waves[i]), dm.sample_rate)
+            self._clean[i] = conditions(dm.corpus.audio(i), dm.corpus.sample_rate)
         return self._clean[i]
+
+    def verify_metric(self, finding, m):
+        return "UA on the test audio as it was (its noise or channel)", ["test/ua"]
+
+    def absent_by_construction(self, class_counts):
+        return True  # a clean run's test speakers were recorded as its training speakers were
 
     def per_fold(self, view):
         dm, fold = view.dm, view.fold
@@ -102,7 +108,7 @@ class Mismatch(Check):
             train = np.array([d[key] for _, p in parts for d in p["train"]])
             test = np.array([d[key] for _, p in parts for d in p["test"]])
             mt, ms = float(np.median(train)), float(np.median(test))
-            auc = A.auc(test, train)
+            auc = S.auc(test, train)
             counted = not (key == "level_db" and ev.settings.level_invariant)  # the frontend removes the level
             rows[key] = {"train": mt, "test": ms, "auc": auc, "counted": counted,
                          "differs": counted and bool(DESCRIPTORS[key][2](mt, ms)) and abs(auc - 0.5) >= SEPARATED - 0.5}
@@ -113,13 +119,13 @@ class Mismatch(Check):
         preds = np.concatenate([f.probs.argmax(1) for f, _ in parts])
         weights = np.array([len(f.labels) for f, _ in parts], float)
         reference = float(np.average([p["reference_ua"] for _, p in parts], weights=weights))
-        test_ua = A.ua(labels, preds, ev.C)
+        test_ua = S.ua(labels, preds, ev.C)
         m = {"descriptors": rows, "spectrum_db": spectrum.tolist(), "band_edges_hz": BANDS.tolist(),
              "cutoff_hz": _edge(spectrum, upper=True), "low_cut_hz": _edge(spectrum, upper=False),
              "reference": parts[0][1]["reference"], "reference_ua": reference, "test_ua": test_ua,
              "gap": reference - test_ua, "differs": [k for k, r in rows.items() if r["differs"]]}
         if m["differs"]:
-            m["interval"] = A.bootstrap_interval(lambda ix: reference - A.ua(labels[ix], preds[ix], ev.C), len(labels),
+            m["interval"] = S.bootstrap_interval(lambda ix: reference - S.ua(labels[ix], preds[ix], ev.C), len(labels),
                                                  run.options.bootstrap, run.options.seed)
         return m
 

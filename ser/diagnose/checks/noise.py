@@ -4,26 +4,28 @@ audio, not a cause of this test set's errors (the conditions check looks at the 
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
 import torch
 
-from ser.data.conditions import BABBLE_TALKERS, noise
+from ser.acoustics import draw_talkers, mix_at_snr, noise
 from ser.data.store import materialize
 from ser.diagnose import figures as F
-from ser.diagnose.analysis import ua
-from ser.diagnose.checks import Check
+from ser.diagnose.check import Check
 from ser.diagnose.evaluate import predict
 from ser.diagnose.evidence import Finding
+from ser.stats import ua
 
 DROP = 0.03  # UA lost at 10 dB SNR (the worst noise) before the risk is worth a line
 KINDS = ("white", "pink", "babble")
 
 
-def noisy(kind: str, snr_db: float, seed: int, babble_from: list[torch.Tensor]):
-    """A ``predict`` transform: each wave of a batch plus ``kind`` noise at ``snr_db`` over its valid samples,
-    seeded by the wave's position in the loader; padding stays zero."""
+def noisy(kind: str, snr_db: float, seed: int, babble_from: list):
+    """A ``predict`` transform: each wave of a batch plus ``kind`` noise at ``snr_db`` over its valid samples
+    (``ser.acoustics``), seeded by the wave's position in the loader; padding stays zero. ``babble_from``: the
+    utterances (tensors or stored handles) babble talkers are drawn from."""
     count = [0]
 
     def transform(waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -33,12 +35,10 @@ def noisy(kind: str, snr_db: float, seed: int, babble_from: list[torch.Tensor]):
             count[0] += 1
             talkers = ()
             if kind == "babble":  # drawn only for babble, so white and pink noise keep their draws
-                picks = rng.choice(len(babble_from), min(BABBLE_TALKERS, len(babble_from)), replace=False)
-                talkers = [materialize(babble_from[int(k)]) for k in picks]
-            x = waves[row, :n].double().cpu()
-            power = float(x.pow(2).mean())
-            added = noise(kind, n, rng, talkers) * np.sqrt(power / 10 ** (snr_db / 10))
-            out[row, :n] = (x + torch.from_numpy(added)).to(waves.dtype).to(waves.device)
+                talkers = [materialize(babble_from[int(k)]) for k in draw_talkers(rng, len(babble_from))]
+            x = waves[row, :n].double().cpu().numpy()
+            mixed = mix_at_snr(x, noise(kind, n, rng, talkers), snr_db)
+            out[row, :n] = torch.from_numpy(mixed).to(waves.dtype).to(waves.device)
         return out
 
     return transform
@@ -48,7 +48,7 @@ def trained_noises(cfg) -> list[str]:
     """The noises a run's training heard: multi-condition copies (conditions.noises) and on-device
     augmentation (augment.colors)."""
     heard = []
-    cond = cfg.data.get("conditions") or {}
+    cond = cfg.get("conditions") or {}
     if int(cond.get("copies", 0) or 0) > 0 and float(cond.get("noise_p", 0) or 0) > 0:
         heard += list(cond.get("noises", []))
     augment = cfg.get("augment") or {}
@@ -60,11 +60,15 @@ def trained_noises(cfg) -> list[str]:
 class NoiseSensitivity(Check):
     name, title = "noise", "Noise"
 
+    def fold_columns(self, fold, ev):
+        return {"ua_10db": ("UA at 10 dB", (fold.extra.get(self.name) or {}).get(10.0, math.nan))}
+
     def per_fold(self, view):
         out = {}
-        babble_from = [view.dm.waves.handle(i) for i in view.fold.train]  # read only the talkers drawn
-        speakers = {view.dm.utterances[i].speaker for i in view.fold.test}
-        babble_from = [w for w, i in zip(babble_from, view.fold.train) if view.dm.utterances[i].speaker not in speakers]
+        corpus = view.dm.corpus
+        speakers = {corpus.utterances[i].speaker for i in view.fold.test}
+        # babble talkers: the fold's training speakers, never a test speaker (read only those drawn)
+        babble_from = [corpus.stored(i) for i in view.fold.train if corpus.utterances[i].speaker not in speakers]
         for kind in KINDS:
             if kind == "babble" and not babble_from:
                 continue

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ser import stats as S
 from ser.diagnose import analysis as A
 from ser.diagnose import figures as F
-from ser.diagnose.checks import REPORT_ABOVE, Check
+from ser.diagnose.check import REPORT_ABOVE, Check
 from ser.diagnose.evidence import Finding
 
 PERMUTATIONS = 200
@@ -21,7 +22,7 @@ PERMUTATIONS = 200
 def below_median(speakers: np.ndarray, labels: np.ndarray, preds: np.ndarray, C: int) -> float:
     """Sum over speakers of (their share of utterances) x (how far their UA falls below the median speaker's)."""
     names = np.unique(speakers)
-    values = np.array([A.ua(labels[speakers == s], preds[speakers == s], C) for s in names])
+    values = np.array([S.ua(labels[speakers == s], preds[speakers == s], C) for s in names])
     shares = np.array([(speakers == s).mean() for s in names])
     keep = ~np.isnan(values)
     median = np.median(values[keep])
@@ -30,6 +31,7 @@ def below_median(speakers: np.ndarray, labels: np.ndarray, preds: np.ndarray, C:
 
 class Speakers(Check):
     name, title = "speakers", "Speakers"
+    causes = ("speaker_variability",)
 
     def measure(self, ev, run):
         m = {"ua": A.ua_by_group(ev.speakers, ev.labels, ev.preds, ev.C),

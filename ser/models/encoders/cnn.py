@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ser.models.masking import length_mask
 from ser.models.pooling import StatsPool
+from ser.nn import length_mask
 
 
 class ConvBlock(nn.Module):

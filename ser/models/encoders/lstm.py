@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ser.models.masking import length_mask
 from ser.models.pooling import AttentiveStatsPool
+from ser.nn import length_mask
 
 
 class LSTMEncoder(nn.Module):

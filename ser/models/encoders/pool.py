@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ser.features.normalize import Standardize
 from ser.models.pooling import StatsPool
+from ser.nn import Standardize
 
 
 class PoolEncoder(nn.Module):
@@ -25,7 +25,7 @@ class PoolEncoder(nn.Module):
         dropout: on the pooled statistics (a regulariser for wide upstream features; on the frames it
             would cost as much as the rest of the model on a CPU) and in the MLP.
         standardize: standardise the pooled statistics with their mean and std over the training split
-            (fixed before training, ``ser.features.normalize.Standardize``), as a classical model does its
+            (fixed before training, ``ser.nn.Standardize``), as a classical model does its
             utterance functionals; needs nothing trainable before the pooling (no ``proj``, ``StatsPool``).
         pooling: ``in_dim -> module`` (default ``StatsPool``: mean and std; or ``AttentiveStatsPool``).
     """
