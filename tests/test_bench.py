@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ser.cli import compose_config
-from ser.diagnose.bench import Corpus, Scenario, expand, markdown, score
+from ser.diagnose.bench import Corpus, Scenario, diagnose_options, expand, markdown, score
 from ser.diagnose.checks.label_noise import DETECTION
 
 CORPUS = Corpus("synthetic", "/data/synthetic", ["anger", "happiness", "neutral", "sadness"], [40, 40, 40, 40], 6)
@@ -85,6 +85,6 @@ def test_advice_helped_counts_the_top_causes_verified_advice():
 
 
 def test_verify_is_a_bench_option(bench_cfg):
-    assert bench_cfg.diagnose.verify is False
+    assert bench_cfg.diagnose.verify is False and diagnose_options(bench_cfg).verify is False
     cfg = compose_config("bench", ["data=synthetic", "verify=true"])
-    assert cfg.diagnose.verify is True and cfg.diagnose.verify_top == 1
+    assert cfg.diagnose.verify is True and cfg.diagnose.verify_top == 1 and diagnose_options(cfg).verify is True

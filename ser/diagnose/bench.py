@@ -293,7 +293,7 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str], checks: list[C
     start = time.monotonic()
     corpus = probe_corpus(forwarded)
     chosen = chosen_scenarios(cfg)
-    options = Options(**OmegaConf.to_container(cfg.diagnose, resolve=True))
+    options = diagnose_options(cfg)
     jobs = max(1, int(cfg.jobs))
     kept = {sc.name: rundir.read_json(out / sc.name / "bench_row.json") for sc in chosen}
     rows = {name: row for name, row in kept.items() if row and "error" not in row}
@@ -323,6 +323,11 @@ def _console() -> None:
     log.addHandler(console)
     log.setLevel(logging.INFO)
     log.propagate = False
+
+
+def diagnose_options(cfg: DictConfig) -> Options:
+    """The diagnosis's options for every scenario (``cfg.diagnose``, its ``verify`` following the bench's own)."""
+    return Options(**OmegaConf.to_container(cfg.diagnose, resolve=True))  # unresolved, "${verify}" read as true
 
 
 def chosen_scenarios(cfg: DictConfig) -> list[Scenario]:
