@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import fields
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,7 +25,8 @@ if __name__ == "__main__":  # --help and a mistaken option are answered before t
 from ser.diagnose.context import Options  # noqa: E402
 from ser.diagnose.core import diagnose  # noqa: E402
 
-OWN = ("run", "device", "out", "snrs", "occlude", "probes", "retrain", "budget_s", "verify", "verify_top")
+# diagnose's own options (conf/diagnose.yaml): run= and those of Options; every other key patches the run's config
+OWN = ("run", *(f.name for f in fields(Options) if f.name not in ("overrides", "bootstrap", "seed")))
 
 
 def patches(cfg: DictConfig) -> list[str]:
@@ -45,7 +47,7 @@ def patches(cfg: DictConfig) -> list[str]:
 
 def options_of(cfg: DictConfig) -> Options:
     """The diagnosis's ``Options`` from its composed config (``conf/diagnose.yaml`` with the command line)."""
-    own = {k: OmegaConf.to_container(cfg[k]) if k == "snrs" else cfg[k] for k in OWN if k != "run"}
+    own = {k: OmegaConf.to_container(cfg[k]) if OmegaConf.is_list(cfg[k]) else cfg[k] for k in OWN if k != "run"}
     return Options(overrides=tuple(patches(cfg)), **own)
 
 
