@@ -112,6 +112,20 @@ def bootstrap_interval(stat, n: int, rounds: int = 200, seed: int = 0, level: fl
     return float(low), float(high)
 
 
+def two_sample_interval(stat_a, n_a: int, stat_b, n_b: int, rounds: int = 200, seed: int = 0,
+                        level: float = 0.9) -> tuple[float, float]:
+    """The central ``level`` interval of ``stat_a(ia) - stat_b(ib)``, each resampled from its own sample
+    (``range(n_a)``, ``range(n_b)``) with replacement: how sure a difference between two test sets is."""
+    rng = np.random.default_rng(seed)
+    values = np.array([stat_a(rng.integers(0, n_a, n_a)) - stat_b(rng.integers(0, n_b, n_b)) for _ in range(rounds)],
+                      float)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def auc(a, b) -> float:
     """P(x > y) + P(x = y) / 2 for x from ``a`` and y from ``b`` (the Mann-Whitney AUC): 0.5 when the two
     samples are alike, 1 (or 0) when every value of ``a`` lies above (or below) every value of ``b``."""

@@ -2,10 +2,9 @@
 the scores (top-1, MRR, false alarms on the controls) count what they say."""
 
 import pytest
-from omegaconf import OmegaConf
 
 from ser.cli import compose_config
-from ser.diagnose.bench import Corpus, Scenario, diagnose_options, expand, markdown, score
+from ser.diagnose.bench import Corpus, Recipe, chosen_scenarios, diagnose_options, expand, markdown, quote_recipe, score
 from ser.diagnose.checks.label_noise import DETECTION
 
 CORPUS = Corpus("synthetic", "/data/synthetic", ["anger", "happiness", "neutral", "sadness"], [40, 40, 40, 40], 6)
@@ -17,9 +16,10 @@ def bench_cfg():
 
 
 def test_every_scenario_composes_into_a_valid_training_config(bench_cfg):
-    scenarios = [Scenario(**OmegaConf.to_container(s)) for s in bench_cfg.scenarios]
-    assert {s.cause for s in scenarios} >= {None, "imbalance", "label_noise", "mismatch", "too_little_data",
-                                            "underfitting", "overfitting", "weak_features", "corpus_shift"}
+    scenarios = chosen_scenarios(bench_cfg, "pretrained")
+    assert {c for s in scenarios for c in s.injected} >= {"imbalance", "label_noise", "mismatch", "too_little_data",
+                                                          "underfitting", "overfitting", "weak_features", "corpus_shift"}
+    assert any(s.cause is None for s in scenarios)
     for sc in scenarios:
         overrides = expand(sc, CORPUS, bench_cfg, ["data=synthetic"])
         cfg = compose_config("train", overrides)  # an unknown key or a wrong value fails here, naming the key
@@ -33,6 +33,30 @@ def test_every_scenario_composes_into_a_valid_training_config(bench_cfg):
             assert dict(cfg.fold.train_fraction) == {"happiness": sc.rare_share, "sadness": sc.rare_share}
         if sc.cause is None:
             assert cfg.inject.label_noise == 0 and cfg.inject.test_snr_db is None and cfg.inject.train_share == 1
+
+
+@pytest.mark.parametrize("recipe,target", [("lstm", "LSTMEncoder"), ("cnn", "CNNEncoder"),
+                                           ("cnn_lstm", "CNNLSTMEncoder"), ("[model=cnn,features=mfcc]", "CNNEncoder")])
+def test_every_recipe_runs_the_faults_in_its_own_models_keys(recipe, target):
+    cfg = compose_config("bench", quote_recipe(["data=synthetic", f"recipe={recipe}"]))
+    scenarios = {s.name: s for s in chosen_scenarios(cfg, Recipe.of(cfg).name)}
+    assert "control_scratch" not in scenarios and "overfit_pretrained_60ep" not in scenarios  # would repeat a scenario
+    for name in ("control", "overfit_wide", "double_weak_overfit", "weak_features_mfcc4"):
+        train = compose_config("train", expand(scenarios[name], CORPUS, cfg, ["data=synthetic"]))
+        assert train.model._target_.endswith(target) and train.split.k == 3, (recipe, name)
+        if "overfit" in name:
+            assert train.model.dropout == 0 and train.optimizer.weight_decay == 0
+        if "weak" in name:
+            assert train.features.n_mfcc == 4
+    assert [s.injected for s in scenarios.values() if len(s.injected) > 1] == [
+        ["label_noise", "imbalance"], ["mismatch", "too_little_data"], ["weak_features", "overfitting"],
+        ["corpus_shift", "label_noise"]]
+
+
+def test_an_unknown_recipe_names_the_known_ones():
+    cfg = compose_config("bench", ["data=synthetic", "recipe=transformer"])
+    with pytest.raises(ValueError, match="recipe=transformer: no such recipe; recipes: .*lstm"):
+        Recipe.of(cfg)
 
 
 def _row(name, cause, ranked, **extra):

@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from ser.probe import separability
-from ser.stats import confusion, recall_per_class, ua
+from ser.stats import confusion, recall_per_class, two_sample_interval, ua
 
 
 def confused_pairs(counts: np.ndarray, k: int = 5) -> list[tuple[int, int, int, float]]:
@@ -65,24 +65,26 @@ def ua_by_duration(durations: np.ndarray, labels, preds, n_classes: int, n_bucke
 
 
 
-def corpus_shift(parts: list[dict], class_names: list[str]) -> dict | None:
+def corpus_shift(parts: list[dict], class_names: list[str], rounds: int = 200, seed: int = 0) -> dict | None:
     """The corpus-shift section from the folds' ``FoldResult.shift`` (None when no fold was cross-corpus).
 
     UA and per-class recall in-domain (held-out speakers of the training corpora) against
     cross-corpus (the test corpora), pooled over folds; which classes transfer (cross-corpus recall
     at least 70 % of in-domain and above chance) and which collapse (at chance or below); the
-    corpus classifier's balanced accuracy on the model's embeddings (mean over folds).
+    corpus classifier's balanced accuracy on the model's embeddings (mean over folds); the gap's 90 % bootstrap
+    interval (``rounds`` resamples of each side).
     """
     parts = [p for p in parts if p]
     if not parts:
         return None
     C, chance = len(class_names), 1 / len(class_names)
-    pooled = {}
+    pooled, stat = {}, {}
     for side in ("in_domain", "cross"):
         labels = np.concatenate([p[side]["labels"] for p in parts])
         preds = np.concatenate([p[side]["preds"] for p in parts])
         pooled[side] = {"n": int(len(labels)), "ua": ua(labels, preds, C),
                         "recall": recall_per_class(confusion(labels, preds, C)).tolist()}
+        stat[side] = lambda ix, labels=labels, preds=preds: ua(labels[ix], preds[ix], C)
     classes = []
     for c, name in enumerate(class_names):
         a, b = pooled["in_domain"]["recall"][c], pooled["cross"]["recall"][c]
@@ -103,6 +105,8 @@ def corpus_shift(parts: list[dict], class_names: list[str]) -> dict | None:
         "in_domain": pooled["in_domain"],
         "cross": pooled["cross"],
         "gap": pooled["in_domain"]["ua"] - pooled["cross"]["ua"],
+        "interval": two_sample_interval(stat["in_domain"], pooled["in_domain"]["n"], stat["cross"], pooled["cross"]["n"],
+                                        rounds, seed),
         "classes": classes,
         "corpus_accuracy": float(np.nanmean(scores)) if not np.all(np.isnan(scores)) else float("nan"),
         "corpus_chance": float(np.mean(chances)),

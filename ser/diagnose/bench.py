@@ -1,15 +1,17 @@
-"""usage: python -m ser.diagnose.bench data=<corpus> data.root=<dir> [out=<dir>] [jobs=2] [only=[...]] [verify=true]
+"""usage: python -m ser.diagnose.bench data=<corpus> data.root=<dir> [recipe=lstm] [out=<dir>] [jobs=2] [only=[...]]
+                                     [verify=true]
 
-The diagnosis, measured. For one corpus, inject one known fault at a time (a clean control twice,
-then each fault of conf/bench.yaml at two severities: class imbalance, label noise, noisy or
-band-limited test audio, too little data, under- and overfitting, weak features, corpus shift),
-train, diagnose, and score whether the diagnosis ranks the injected cause first: top-1 accuracy
-and mean reciprocal rank, per cause and overall; false alarms on the clean controls (a cause absent
-by construction that is reported at all); and how well the label-noise check finds the replaced
-labels (average precision); with verify=true, whether following the top cause's advice helped the
-metric that cause is about ("advice helped"). Writes bench.md and bench.json (top1, mrr, false_alarms, scenarios)
-into out=, with each scenario's run and diagnosis below it. Options come from conf/bench.yaml; every
-other key=value (data=, data.root=, split.k=, ...) applies to every scenario.
+The diagnosis, measured. For one corpus and one base recipe (recipe=pretrained, lstm, cnn, cnn_lstm, or a
+list of train.py overrides), inject one known fault at a time (a clean control twice, then each fault of
+conf/bench.yaml at two severities: class imbalance, label noise, noisy or band-limited test audio, too
+little data, under- and overfitting, weak features, corpus shift), then two at once; train, diagnose, and
+score whether the diagnosis ranks the injected cause first: top-1 accuracy and mean reciprocal rank, per
+cause and overall; for two faults, whether both are among the first three (double.recall_at_3); false
+alarms on the clean controls (a cause absent by construction that is reported at all); and how well the
+label-noise check finds the replaced labels (average precision); with verify=true, whether following the
+top cause's advice helped the metric that cause is about ("advice helped"). Writes bench.md and bench.json
+(top1, mrr, double, false_alarms, scenarios) into out=, with each scenario's run and diagnosis below it.
+Options come from conf/bench.yaml; every other key=value (data=, data.root=, split.k=, ...) applies to every scenario.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 from ser.cli import check_early, run_command
 
 PROG = "python -m ser.diagnose.bench"
-OWN = ("out", "jobs", "only", "folds", "bases", "partner", "partner_root", "diagnose", "scenarios", "verify")
+OWN = ("out", "jobs", "only", "folds", "recipe", "recipes", "partner", "partner_root", "diagnose", "scenarios",
+       "verify")
 if __name__ == "__main__":  # --help and a mistaken option are answered before torch and Lightning load (seconds)
     check_early(PROG, __doc__, "bench", sys.argv[1:])
 
@@ -39,7 +42,7 @@ import torch  # noqa: E402
 
 from ser import rundir  # noqa: E402
 from ser.build import build_corpus  # noqa: E402
-from ser.cli import compose_config  # noqa: E402
+from ser.cli import CONF, compose_config  # noqa: E402
 from ser.diagnose.check import Check  # noqa: E402
 from ser.diagnose.checks import default_checks  # noqa: E402
 from ser.diagnose.context import Options  # noqa: E402
@@ -51,14 +54,58 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Scenario:
-    """One bench run: the fault injected (``cause``: the id the diagnosis should rank first; None for a control)."""
+    """One bench run: the fault injected (``cause``: the id the diagnosis should rank first; None for a control;
+    a list for two faults at once, each to be among the top ``DOUBLE_TOP``). ``base``: ``recipe`` or ``scratch``
+    (the recipe's from-scratch partner); ``overrides``: a list, or one per model (``conf/model`` option);
+    ``recipes``: the recipes it runs on (None: all)."""
 
     name: str
-    cause: str | None
+    cause: str | list[str] | None
     base: str
-    overrides: list[str] = field(default_factory=list)
+    overrides: list[str] | dict[str, list[str]] = field(default_factory=list)
     rare_share: float | None = None
     shift: str | None = None
+    recipes: list[str] | None = None
+
+    @property
+    def injected(self) -> list[str]:
+        """The injected causes (none for a control)."""
+        return [] if self.cause is None else [self.cause] if isinstance(self.cause, str) else list(self.cause)
+
+
+DOUBLE_TOP = 3  # two faults at once: both should be among the first this many causes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The base runs of a bench: ``name`` (a ``recipes`` key, or ``custom``), the overrides of the recipe and of its
+    from-scratch partner (the recipe itself unless it is pretrained), and the folds per scenario."""
+
+    name: str
+    base: tuple[str, ...]
+    scratch: tuple[str, ...]
+    folds: int = 4
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> Recipe:
+        """``cfg.recipe``: a name of ``cfg.recipes`` or a list of overrides (``cfg.folds`` overrides its folds)."""
+        chosen = cfg.recipe
+        if isinstance(chosen, str):
+            if chosen not in cfg.recipes:
+                raise ValueError(f"recipe={chosen}: no such recipe; recipes: {sorted(cfg.recipes)}, or a list of "
+                                 "train.py overrides, e.g. recipe='[model=cnn,features=mfcc]'")
+            spec = cfg.recipes[chosen]
+            base = tuple(spec.base)
+            recipe = cls(chosen, base, tuple(spec.get("scratch") or base), int(spec.get("folds") or 4))
+        else:
+            base = tuple(str(o) for o in chosen)
+            recipe = cls("custom", base, base, 3)
+        return replace(recipe, folds=int(cfg.folds)) if cfg.get("folds") else recipe
+
+    def overrides(self, base: str) -> list[str]:
+        if base not in ("recipe", "scratch"):
+            raise ValueError(f"scenario base={base!r}: recipe or scratch")
+        return list(self.base if base == "recipe" else self.scratch)
 
 
 @dataclass
@@ -85,7 +132,8 @@ def probe_corpus(forwarded: list[str]) -> Corpus:
 
 def expand(sc: Scenario, corpus: Corpus, cfg: DictConfig, forwarded: list[str]) -> list[str]:
     """The scenario's full override list for ``train.py``."""
-    out = list(forwarded) + list(cfg.bases[sc.base])
+    recipe = Recipe.of(cfg)
+    out = list(forwarded) + recipe.overrides(sc.base)
     if sc.shift:
         out = [o for o in out if not o.startswith(("data=", "data.root=", "data.corpus.", "split"))]
         partner, root = _partner(cfg, corpus)
@@ -95,11 +143,31 @@ def expand(sc: Scenario, corpus: Corpus, cfg: DictConfig, forwarded: list[str]) 
         spec = json.dumps(corpora).replace('"', "")
         out += ["data=multi", f"data.corpora={spec}", "split=corpus", f"split.test={test}"]
     else:
-        out = ["split=kfold", f"split.k={max(2, min(int(cfg.folds), corpus.speakers))}"] + out
+        out = ["split=kfold", f"split.k={max(2, min(recipe.folds, corpus.speakers))}"] + out
     if sc.rare_share is not None:
         rare = corpus.class_names[1::2]
         out.append("fold.train_fraction={" + ",".join(f"{c}:{sc.rare_share}" for c in rare) + "}")
-    return out + list(sc.overrides)
+    return out + own_overrides(sc, out)
+
+
+def own_overrides(sc: Scenario, base: list[str]) -> list[str]:
+    """The scenario's own overrides; where they are given per model, those of the model ``base`` composes."""
+    if not isinstance(sc.overrides, dict):
+        return list(sc.overrides)
+    model = model_option(compose_config("train", base))
+    if model not in sc.overrides:
+        raise ValueError(f"scenario {sc.name}: no overrides for model={model} (it has {sorted(sc.overrides)}); "
+                         "add them to conf/bench.yaml")
+    return list(sc.overrides[model])
+
+
+def model_option(cfg: DictConfig) -> str:
+    """The conf/model option whose encoder ``cfg`` builds."""
+    target = cfg.model._target_
+    for path in sorted((CONF / "model").glob("*.yaml")):
+        if OmegaConf.load(path).get("_target_") == target:
+            return path.stem
+    raise ValueError(f"model._target_={target}: not a conf/model option")
 
 
 def _partner(cfg: DictConfig, corpus: Corpus) -> tuple[dict, str]:
@@ -177,8 +245,11 @@ def scored(sc: Scenario, diagnosis: dict, checks: list[Check]) -> dict:
     """What the bench keeps of a scenario's diagnosis: the ranked causes, the injected one's rank, the verified advice,
     and the checks' own scores (``Check.bench_scores``)."""
     ranked = [c["id"] for c in diagnosis["causes"]]
+    ranks = {cause: ranked.index(cause) + 1 if cause in ranked else None for cause in sc.injected}
     row = {"causes": [{k: c[k] for k in ("id", "score", "sure")} for c in diagnosis["causes"]],
-           "rank": ranked.index(sc.cause) + 1 if sc.cause in ranked else None}
+           "rank": ranks[sc.cause] if isinstance(sc.cause, str) else None}
+    if len(ranks) > 1:  # two faults at once: each one's rank, and whether both are among the top DOUBLE_TOP
+        row |= {"ranks": ranks, "both_found": all(k is not None and k <= DOUBLE_TOP for k in ranks.values())}
     verified = diagnosis.get("verified") or []
     if verified:
         row["verified"] = [{k: v[k] for k in ("id", "advice", "metric", "mean_before", "mean_after", "change", "p",
@@ -192,7 +263,8 @@ def scored(sc: Scenario, diagnosis: dict, checks: list[Check]) -> dict:
 def score(rows: list[dict], corpus: Corpus, checks: list[Check] | None = None) -> dict:
     """Top-1 and mean reciprocal rank of the injected cause (overall and per cause), false alarms on the controls
     (a cause absent by construction, ``Check.absent_by_construction``, reported there), the checks' detection scores."""
-    injected = [r for r in rows if r["cause"] and "error" not in r]
+    injected = [r for r in rows if isinstance(r["cause"], str) and "error" not in r]
+    doubles = [r for r in rows if isinstance(r["cause"], list) and "error" not in r]
     checks = default_checks() if checks is None else checks
     absent = [cause for c in checks if c.absent_by_construction(corpus.counts) for cause in c.causes]
 
@@ -216,7 +288,9 @@ def score(rows: list[dict], corpus: Corpus, checks: list[Check] | None = None) -
             "absent_in_control": absent, "detection": detection, "separation": separation(rows),
             "failed": [r["name"] for r in rows if "error" in r],
             "advice_helped": sum(r["advice_helped"] for r in followed) / len(followed) if followed else None,
-            "n_verified": len(followed)}
+            "n_verified": len(followed),
+            "double": {"n": len(doubles), f"recall_at_{DOUBLE_TOP}":
+                       sum(r["both_found"] for r in doubles) / len(doubles) if doubles else None}}
 
 
 def separation(rows: list[dict]) -> dict:
@@ -224,17 +298,24 @@ def separation(rows: list[dict]) -> dict:
     reported there): the margin the diagnosis's thresholds sit in."""
     done = [r for r in rows if "error" not in r]
     out = {}
-    for cause in sorted({c["id"] for r in done for c in r["causes"]} | {r["cause"] for r in done if r["cause"]}):
+    for cause in sorted({c["id"] for r in done for c in r["causes"]} | {c for r in done for c in _causes(r)}):
         score = [{c["id"]: c["score"] for c in r["causes"]}.get(cause, 0.0) for r in done]
-        injected = [s for s, r in zip(score, done) if r["cause"] == cause]
-        others = [s for s, r in zip(score, done) if r["cause"] != cause]
+        injected = [s for s, r in zip(score, done) if r["cause"] == cause]  # single faults only
+        others = [s for s, r in zip(score, done) if cause not in _causes(r)]
         out[cause] = {"injected_min": min(injected) if injected else None, "others_max": max(others) if others else None}
     return out
 
 
+def _causes(row: dict) -> list[str]:
+    cause = row["cause"]
+    return [] if cause is None else [cause] if isinstance(cause, str) else list(cause)
+
+
 def markdown(result: dict) -> str:
     s = result
-    L = [f"# Diagnosis benchmark: {s['corpus']}", "",
+    recipe = f", recipe {s['recipe']} (`{' '.join(s['recipe_overrides']) or 'python train.py as shipped'}`)" \
+        if s.get("recipe") else ""
+    L = [f"# Diagnosis benchmark: {s['corpus']}{recipe}", "",
          f"Command: `{s['command']}`; {s['wall_s'] / 60:.1f} min on {s['cores']} cores ({s['jobs']} at once)"
          + (f", {s['kept']} scenarios kept from an earlier attempt (their time not counted)" if s.get("kept") else "")
          + ".", "",
@@ -242,6 +323,10 @@ def markdown(result: dict) -> str:
          f"scenarios; false alarms on the clean controls: **{len(s['false_alarms'])}**"
          + (" (" + ", ".join(f"{a['cause']} in {a['scenario']} ({a['score']:.3f})" for a in s["false_alarms"]) + ")"
             if s["false_alarms"] else "") + f" (causes absent by construction: {', '.join(s['absent_in_control'])}).", ""]
+    double = s.get("double") or {}
+    if double.get("n"):
+        L += [f"**Two faults at once**: both injected causes among the first {DOUBLE_TOP} in "
+              f"{_pct(double[f'recall_at_{DOUBLE_TOP}'])} of {double['n']} scenarios.", ""]
     if s.get("n_verified"):
         L += [f"**Advice helped** (verify=true: the top cause's advice followed, the run retrained, the metric that cause "
               f"is about compared over the same folds): {_pct(s['advice_helped'])} of {s['n_verified']} injected "
@@ -261,18 +346,27 @@ def markdown(result: dict) -> str:
           "|---|---|---|---|---|---|---|"]
     for r in s["scenarios"]:
         if "error" in r:
-            L.append(f"| {r['name']} | {r['cause'] or '-'} | failed: {r['error'][:80]} | | | | |")
+            L.append(f"| {r['name']} | {' + '.join(_causes(r)) or '-'} | failed: {r['error'][:80]} | | | | |")
             continue
         ranked = ", ".join(f"{c['id']} {c['score']:.3f}" + ("" if c["sure"] == "strong" else " (weak)")
                            for c in r["causes"]) or "none"
-        rank = "-" if r["cause"] is None else (str(r["rank"]) if r["rank"] else "absent")
+        rank = _rank(r)
         helped = "-"
         if r.get("verified"):
             v = r["verified"][0]
             helped = f"{'yes' if v['helped'] else 'no'} ({v['id']}: {v['change']:+.3f}, p {v['p']:.2f})"
-        L.append(f"| {r['name']} | {r['cause'] or '(control)'} | {r['ua']:.3f} | {ranked} | {rank} | {helped} | "
+        L.append(f"| {r['name']} | {' + '.join(_causes(r)) or '(control)'} | {r['ua']:.3f} | {ranked} | {rank} | {helped} | "
                  f"{r['wall_s']:.0f} s |")
     return "\n".join(L) + "\n"
+
+
+def _rank(r: dict) -> str:
+    if r["cause"] is None:
+        return "-"
+    if "ranks" in r:
+        both = f" (both in the top {DOUBLE_TOP})" if r["both_found"] else ""
+        return ", ".join(str(k) if k else "absent" for k in r["ranks"].values()) + both
+    return str(r["rank"]) if r["rank"] else "absent"
 
 
 def _pct(x) -> str:
@@ -292,7 +386,8 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str], checks: list[C
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     corpus = probe_corpus(forwarded)
-    chosen = chosen_scenarios(cfg)
+    recipe = Recipe.of(cfg)
+    chosen = chosen_scenarios(cfg, recipe.name)
     options = diagnose_options(cfg)
     jobs = max(1, int(cfg.jobs))
     kept = {sc.name: rundir.read_json(out / sc.name / "bench_row.json") for sc in chosen}
@@ -306,7 +401,9 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str], checks: list[C
     args = [(sc, expand(sc, corpus, cfg, forwarded), out / sc.name, options, threads, checks) for sc in todo]
     rows |= run_all(args, jobs)
     ordered = [rows[s.name] for s in chosen]
-    result = {"corpus": corpus.option, "command": f"{PROG} " + " ".join(argv)} | score(ordered, corpus, checks)
+    result = {"corpus": corpus.option, "class_counts": corpus.counts, "recipe": recipe.name,
+              "recipe_overrides": list(recipe.base),
+              "command": f"{PROG} " + " ".join(argv)} | score(ordered, corpus, checks)
     result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs,
                "kept": len(chosen) - len(todo)}
     rundir.write_json(out / "bench.json", result)
@@ -330,9 +427,11 @@ def diagnose_options(cfg: DictConfig) -> Options:
     return Options(**OmegaConf.to_container(cfg.diagnose, resolve=True))  # unresolved, "${verify}" read as true
 
 
-def chosen_scenarios(cfg: DictConfig) -> list[Scenario]:
-    """The scenarios of ``cfg`` that ``only=`` names (all without it); a name that is none is an error."""
-    scenarios = [Scenario(**OmegaConf.to_container(s)) for s in cfg.scenarios]
+def chosen_scenarios(cfg: DictConfig, recipe: str) -> list[Scenario]:
+    """The scenarios of ``cfg`` for ``recipe`` that ``only=`` names (all without it); a name that is none is an
+    error."""
+    scenarios = [s for s in (Scenario(**OmegaConf.to_container(s)) for s in cfg.scenarios)
+                 if s.recipes is None or recipe in s.recipes]
     unknown = sorted(set(cfg.only or []) - {s.name for s in scenarios})
     if unknown:
         raise ValueError(f"only={list(cfg.only)}: no scenario {unknown}; scenarios: {[s.name for s in scenarios]}")
@@ -365,8 +464,20 @@ def run_all(args: list[tuple], jobs: int) -> dict[str, dict]:
     return rows
 
 
+def quote_recipe(argv: list[str]) -> list[str]:
+    """``recipe=[model=cnn,features=mfcc]`` as Hydra reads a list of overrides (each element quoted)."""
+    def quoted(arg: str) -> str:
+        key, _, value = arg.partition("=")
+        if key != "recipe" or not value.startswith("[") or "'" in value or '"' in value:
+            return arg
+        items = [x.strip() for x in value.strip("[]").split(",") if x.strip()]
+        return "recipe=[" + ",".join(f"'{x}'" for x in items) + "]"
+
+    return [quoted(a) for a in argv]
+
+
 def main(argv: list[str] | None = None):
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = quote_recipe(list(sys.argv[1:] if argv is None else argv))
     forwarded = [a for a in argv if a.partition("=")[0].lstrip("+~").split(".")[0] not in OWN]
     shown = [k for k in OWN if k != "scenarios"]
     return run_command(PROG, __doc__, "bench", lambda cfg: bench(cfg, forwarded, argv), argv,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # annotations only: a check receives these, it does not build
     from ser.diagnose.evidence import Evidence, Finding, FoldResult
 
 REPORT_ABOVE = 0.02  # a cause costing less than this UA (2 points) is not listed; set on the fault-injection benchmark
+EXPLAINS = 0.5  # a cause explains a consequence only when it costs at least this share of the consequence's UA
 
 
 class Check:

@@ -11,23 +11,47 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ser import rundir
 from ser import stats as S
-from ser.diagnose.check import REPORT_ABOVE
+from ser.diagnose.check import EXPLAINS, REPORT_ABOVE
 from ser.diagnose.evidence import Evidence, Finding
 from ser.plots import plt
 
 
+def tier(f: Finding) -> int:
+    """0: an interval above zero; 1: no interval measured (sure by its size only); 2: an interval reaching zero.
+    A cause without a measured interval never outranks one whose interval says it is there."""
+    if f.interval is None:
+        return 1 if f.sure == "strong" else 2
+    return 0 if f.sure == "strong" else 2
+
+
+def explains(cause: Finding, consequence: Finding) -> bool:
+    """``cause`` explains ``consequence``: the consequence names it (``explained_by``), the evidence is sure of it,
+    and it is large enough to account for the consequence (underfitting that a probe on the same features beats
+    by 0.35 is not explained by features 0.05 weaker than a reference)."""
+    return (cause.id in consequence.explained_by and cause.sure == "strong"
+            and cause.score >= EXPLAINS * consequence.score)
+
+
+def _roots(ordered: list[Finding], causes: list[Finding]) -> list[Finding]:
+    """The placed causes that nothing explains."""
+    return [g for g in ordered if not any(explains(c, g) for c in causes)]
+
+
 def rank(findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
-    """(causes costing at least ``REPORT_ABOVE`` UA: the strong ones (interval above zero) by the UA at
-    stake, then the weak ones likewise, each consequence right after the causes that explain it;
-    risks, largest first)."""
+    """(causes costing at least ``REPORT_ABOVE`` UA by ``tier`` then by the UA at stake, each consequence right
+    after the causes that explain it (``explains``); risks, largest first)."""
     causes = sorted((f for f in findings if f.kind == "cause" and f.score >= REPORT_ABOVE),
-                    key=lambda f: (f.sure != "strong", -f.score))
-    found = {f.id for f in causes if f.sure == "strong"}  # only a cause the evidence is sure of explains another
-    ordered = [f for f in causes if not found & set(f.explained_by)]
-    for f in causes:
-        if found & set(f.explained_by):
-            last = max(k for k, g in enumerate(ordered) if g.id in f.explained_by)
-            ordered.insert(last + 1, f)
+                    key=lambda f: (tier(f), -f.score))
+    ordered = [f for f in causes if not any(explains(c, f) for c in causes)]
+    waiting = [f for f in causes if f not in ordered]
+    while waiting:  # a consequence goes after the last of its explaining causes placed (chains: labels -> data -> fit)
+        f = next((f for f in waiting if any(explains(g, f) for g in ordered)), waiting[0])
+        after = [k for k, g in enumerate(ordered) if explains(g, f)]
+        at = max(after) + 1 if after else len(ordered)
+        while at < len(ordered) and ordered[at] in causes and ordered[at] not in _roots(ordered, causes):
+            at += 1  # after the consequences placed there before it (they rank higher)
+        ordered.insert(at, f)
+        waiting.remove(f)
     risks = sorted((f for f in findings if f.kind != "cause"), key=lambda f: -f.score)
     return ordered, risks
 
@@ -92,9 +116,9 @@ def jsonable(x):
     return x
 
 
-def _line(k: int, f: Finding, found: set[str]) -> str:
+def _line(k: int, f: Finding, causes: list[Finding]) -> str:
     sure = f" (90 % interval {f.interval[0]:+.3f} to {f.interval[1]:+.3f}; {f.sure})" if f.interval else ""
-    why = [c for c in f.explained_by if c in found]
+    why = [c.id for c in causes if explains(c, f)]
     after = f" Here it follows from {' and '.join(c.replace('_', ' ') for c in why)}, listed above." if why else ""
     return (f"{k}. **{f.cause}** (UA at stake {f.score:.3f}{sure}): {f.evidence}.{after} "
             f"*Try:* {f.try_text() or 'see below'}.")
@@ -106,7 +130,7 @@ def markdown(ev: Evidence, checks, causes: list[Finding], risks: list[Finding], 
           f"**UA {ev.ua:.3f}**, WA {ev.wa:.3f}, macro-F1 {ev.macro_f1:.3f}; chance UA {1 / ev.C:.3f}.", ""]
     L += ["## Likely causes, ranked", ""]
     if causes:
-        L += [_line(k, f, {c.id for c in causes if c.sure == "strong"}) for k, f in enumerate(causes, 1)]
+        L += [_line(k, f, causes) for k, f in enumerate(causes, 1)]
     else:
         L.append(f"No cause costs {REPORT_ABOVE} UA or more on this test set: the errors are spread evenly. "
                  "More data or a stronger model is the lever.")
@@ -117,9 +141,10 @@ def markdown(ev: Evidence, checks, causes: list[Finding], risks: list[Finding], 
           "- **UA at stake**: the UA (0-1) a cause costs on this test set, measured from the run's own evidence "
           "(the rare classes' recall shortfall, what a probe gains without the suspect labels, the gap to clean "
           "held-out speakers, what a reference feature set or more data adds, ...). Causes overlap, so the numbers do "
-          "not add up. The interval is a 90 % bootstrap interval over test utterances: **weak** when it reaches zero; "
-          "weak causes are ranked after the strong ones, and a consequence (overfitting of too little data, say) "
-          "right after its cause.",
+          "not add up. The interval is a 90 % bootstrap interval over test utterances: **weak** when it reaches zero. "
+          "Causes whose interval stays above zero come first, then those without an interval (sure by their size "
+          "only), then the weak ones; a consequence (overfitting of too little data, say) goes right after its cause "
+          f"when that cause costs at least {100 * EXPLAINS:.0f} % of what the consequence does.",
           f"- Causes under {REPORT_ABOVE} UA are not listed; each section below says what it measured.",
           "- *Try:* overrides for `python train.py` (the run's own overrides plus these), most promising first.",
           "- **UA**: mean recall over the classes present in the test labels (chance = 1 / classes); **WA**: accuracy.",

@@ -41,7 +41,7 @@ class CorpusShift(Check):
         return out
 
     def measure(self, ev, run):
-        return A.corpus_shift(ev.per_fold(self.name), ev.class_names)
+        return A.corpus_shift(ev.per_fold(self.name), ev.class_names, run.options.bootstrap, run.options.seed)
 
     def judge(self, m, ev):
         if not m or m["gap"] <= GAP:
@@ -66,7 +66,7 @@ class CorpusShift(Check):
                            f"(chance {m['corpus_chance']:.2f})"), advice,
                         "features.normalize=corpus is transductive (statistics of the test corpus's unlabelled audio): "
                         "report its UA apart from the run's; without it: more training corpora, channel variety "
-                        f"({s.variety})")]
+                        f"({s.variety})", interval=tuple(m["interval"]) if "interval" in m else None)]
 
     def section(self, shift, ev):
         if not shift:
@@ -87,7 +87,9 @@ class CorpusShift(Check):
              + (" (pooled over folds)" if len(shift["directions"]) > 1 else "")
              + f". In-domain means {where}; cross-corpus means the test corpus. "
              f"**UA {shift['in_domain']['ua']:.3f} in-domain** (n={shift['in_domain']['n']}) against "
-             f"**{shift['cross']['ua']:.3f} cross-corpus** (n={shift['cross']['n']}): a gap of {shift['gap']:+.3f}.", "",
+             f"**{shift['cross']['ua']:.3f} cross-corpus** (n={shift['cross']['n']}): a gap of {shift['gap']:+.3f}"
+             + (f" (90 % interval {shift['interval'][0]:+.3f} to {shift['interval'][1]:+.3f})." if "interval" in shift
+                else "."), "",
              seen, "", "| class | recall in-domain | recall cross-corpus | verdict |", "|---|---|---|---|"]
         L += [f"| {c['class']} | {_f(c['in_domain'])} | {_f(c['cross'])} | {c['verdict']} |" for c in shift["classes"]]
         L += ["", "Transfers: cross-corpus recall at least 70 % of in-domain; collapses: at or below chance. "

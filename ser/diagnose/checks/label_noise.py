@@ -24,6 +24,9 @@ from ser.probe import out_of_sample, per_speaker
 
 log = logging.getLogger(__name__)
 MIN_SHARE = 0.05  # fewer suspects than this share is what a clean corpus shows (probe errors, a few ambiguous takes)
+# Flagged shares this large, with a probe that gains without the suspects, are label noise whatever retraining
+# says: clean runs of every recipe on EmoDB and SAVEE flag about 1 %, the benchmark's 30 % noise 40 %.
+STRONG_SHARE = 0.15
 DETECTION = "Label-noise detection, average precision of the suspect ranking against the replaced labels"
 SHOWN = 15  # suspects listed in the report (all of them in suspect_labels.csv)
 
@@ -80,22 +83,27 @@ class LabelNoise(Check):
             drop = {seen[k] for k in np.flatnonzero(flagged)}
             m |= self._gain(ev, run, feats, drop)
             if m.get("gain", 0) >= REPORT_ABOVE and m["interval"][0] > 0:
-                refused = run.refuse_retraining(1 - m["share"])
-                m |= {"retrain_skipped": refused} if refused else self._retrained(ev, run, drop)
+                refused = run.refuse_retraining(2 * (1 - m["share"]))
+                m |= {"retrain_skipped": refused} if refused else self._retrained(ev, run, drop, seen)
         return m
 
-    def _retrained(self, ev, run, drop: set[int]) -> dict:
-        """The run's recipe retrained without the flagged utterances: its test UA minus the run's."""
+    def _retrained(self, ev, run, drop: set[int], seen: list[int]) -> dict:
+        """The run's recipe retrained without the flagged utterances against retrained without as many random ones
+        (seeded): leaving the suspects out halves the data when half are flagged, so the control keeps the data size
+        equal and the difference is the labels' (the run's own UA is reported beside)."""
         folds = ev.in_corpus
+        rng = np.random.default_rng(run.options.seed)
+        random = set(rng.choice(seen, size=len(drop), replace=False).tolist())
         labels = np.concatenate([f.labels for f in folds])
         before = np.concatenate([f.probs.argmax(1) for f in folds])
         after = np.concatenate([run.retrain(f.fold, 1.0, "without_suspects", f.index, drop).argmax(1) for f in folds])
+        control = np.concatenate([run.retrain(f.fold, 1.0, "without_random", f.index, random).argmax(1) for f in folds])
 
         def gain(ix):
-            return S.ua(labels[ix], after[ix], ev.C) - S.ua(labels[ix], before[ix], ev.C)
+            return S.ua(labels[ix], after[ix], ev.C) - S.ua(labels[ix], control[ix], ev.C)
 
         return {"retrained_ua": S.ua(labels, after, ev.C), "run_ua": S.ua(labels, before, ev.C),
-                "retrained_gain": gain(np.arange(len(labels))),
+                "random_ua": S.ua(labels, control, ev.C), "retrained_gain": gain(np.arange(len(labels))),
                 "retrained_interval": S.bootstrap_interval(gain, len(labels), run.options.bootstrap, run.options.seed)}
 
     def _gain(self, ev, run, feats: str, drop: set[int]) -> dict:
@@ -119,10 +127,11 @@ class LabelNoise(Check):
                 "interval": S.bootstrap_interval(gain, n, run.options.bootstrap, run.options.seed)}
 
     def judge(self, m, ev):
-        # A cause only when the run's own recipe, retrained without the suspects, gains beyond doubt: a clean
-        # corpus has suspects too (ambiguous takes, the probe's own errors), and leaving hard examples out can
-        # help a probe without any label being wrong. Without that retraining, suspects a probe would rather
-        # drop are a risk to check, not a measured cause.
+        # A cause when the run's own recipe, retrained without the suspects, beats it retrained without as many
+        # random utterances beyond doubt; or, whatever retraining says, when far more labels look wrong than a clean
+        # corpus shows (STRONG_SHARE) and a probe gains without them. A clean corpus has some suspects too
+        # (ambiguous takes, the probe's own errors), and leaving hard examples out can help a probe without any
+        # label being wrong: a few suspects that only a probe would rather drop are a risk to check, not a cause.
         if "gain" not in m or m["gain"] < REPORT_ABOVE or m["interval"][0] <= 0:
             return []
         worst = ", ".join(f"{c} ({n})" for c, n in sorted(m["per_class"].items(), key=lambda kv: -kv[1])[:3])
@@ -130,17 +139,27 @@ class LabelNoise(Check):
                     f"not see them (most given as {worst})")
         advice = [f"fold.exclude={m['file']}"] + ([] if ev.settings.label_smoothing else ["loss.label_smoothing=0.1"])
         note = "or check and relabel the utterances in suspect_labels.csv"
-        if "retrained_gain" not in m:
-            return [Finding("label_noise", "suspect labels", m["gain"],
-                            f"{suspects}; a linear probe without them scores UA {m['probe_ua_without']:.2f} against "
-                            f"{m['probe_ua']:.2f}; whether the run would gain too is not measured "
-                            f"({m.get('retrain_skipped', 'no retraining')})", advice, note + "; retrain=true measures it",
-                            interval=m["interval"], kind="risk")]
-        if m["retrained_gain"] < REPORT_ABOVE or m["retrained_interval"][0] <= 0:
+        probe = f"a linear probe without them scores UA {m['probe_ua_without']:.2f} against {m['probe_ua']:.2f}"
+        retrained = "retrained_gain" in m
+        if retrained and m["retrained_gain"] >= REPORT_ABOVE and m["retrained_interval"][0] > 0:
+            return [Finding("label_noise", "label noise", m["retrained_gain"],
+                            f"{suspects}; the run's recipe retrained without them scores UA {m['retrained_ua']:.2f}, "
+                            + (f"without as many random utterances {m['random_ua']:.2f} (the run: {m['run_ua']:.2f})"
+                               if "random_ua" in m else f"the run {m['run_ua']:.2f}"),  # a diagnosis before the control
+                            advice, note, interval=m["retrained_interval"])]
+        if m["share"] >= STRONG_SHARE:
+            test = (f"retrained without them the recipe gains {m['retrained_gain']:+.2f} over dropping as many random "
+                    f"utterances (inconclusive)" if retrained else
+                    f"the recipe was not retrained ({m.get('retrain_skipped', 'no retraining')})")
+            return [Finding("label_noise", "label noise", m["gain"],
+                            f"{suspects}, where clean corpora show under {100 * MIN_SHARE:.0f} %; {probe}; {test}",
+                            advice, note, interval=m["interval"])]
+        if retrained:
             return []
-        return [Finding("label_noise", "label noise", m["retrained_gain"],
-                        f"{suspects}; the run's recipe retrained without them scores UA {m['retrained_ua']:.2f} against "
-                        f"{m['run_ua']:.2f}", advice, note, interval=m["retrained_interval"])]
+        return [Finding("label_noise", "suspect labels", m["gain"],
+                        f"{suspects}; {probe}; whether the run would gain too is not measured "
+                        f"({m.get('retrain_skipped', 'no retraining')})", advice, note + "; retrain=true measures it",
+                        interval=m["interval"], kind="risk")]
 
     def section(self, m, ev):
         L = ["## Label quality", ""]
@@ -156,9 +175,10 @@ class LabelNoise(Check):
                   f"{m['probe_ua']:.3f} with them (a change of {m['gain']:+.3f}, 90 % interval "
                   f"{m['interval'][0]:+.3f} to {m['interval'][1]:+.3f}).", ""]
         if "retrained_gain" in m:
-            L += [f"The run's own recipe retrained without them: UA {m['retrained_ua']:.3f} against {m['run_ua']:.3f} "
-                  f"({m['retrained_gain']:+.3f}; 90 % interval {m['retrained_interval'][0]:+.3f} to "
-                  f"{m['retrained_interval'][1]:+.3f}).", ""]
+            L += [f"The run's own recipe retrained without them: UA {m['retrained_ua']:.3f}; without as many random "
+                  f"utterances (the same data size): {m['random_ua']:.3f}; a difference of {m['retrained_gain']:+.3f} "
+                  f"(90 % interval {m['retrained_interval'][0]:+.3f} to {m['retrained_interval'][1]:+.3f}). The run "
+                  f"itself: {m['run_ua']:.3f}.", ""]
         elif "retrain_skipped" in m:
             L += [f"The recipe was not retrained without them: {m['retrain_skipped']}.", ""]
         if "injected" in m:

@@ -1,0 +1,124 @@
+"""How the diagnosis ranks what it finds: measured causes before unmeasured ones, a consequence after the cause
+that explains it only when that cause is large enough to, and label noise ranked on strong label evidence
+when retraining cannot say. Each rule has a case on both sides, so removing it fails a test."""
+
+import pytest
+
+from ser.diagnose.check import EXPLAINS
+from ser.diagnose.checks.fitting import Fitting
+from ser.diagnose.checks.label_noise import MIN_SHARE, STRONG_SHARE, LabelNoise
+from ser.diagnose.evidence import Finding, RunSettings
+from ser.diagnose.report import explains, rank
+
+
+def _cause(id, score, interval=None, explained_by=()):
+    return Finding(id, id.replace("_", " "), score, "evidence", interval=interval, explained_by=explained_by)
+
+
+def _ids(findings):
+    return [f.id for f in findings]
+
+
+def test_a_cause_without_an_interval_never_outranks_one_whose_interval_stays_above_zero():
+    confusable = _cause("confusable_classes", 0.062)  # no interval: sure by its size only
+    underfit = _cause("underfitting", 0.049, interval=(0.01, 0.09))
+    weak = _cause("weak_features", 0.2, interval=(-0.01, 0.4))
+    assert _ids(rank([confusable, underfit, weak])[0]) == ["underfitting", "confusable_classes", "weak_features"]
+    # the other side: among causes with intervals above zero, the UA at stake decides
+    assert _ids(rank([_cause("imbalance", 0.04, (0.01, 0.07)), underfit])[0]) == ["underfitting", "imbalance"]
+
+
+def test_a_consequence_follows_its_cause_only_when_the_cause_accounts_for_it():
+    weak = _cause("weak_features", 0.052, interval=(0.02, 0.08))
+    underfit = _cause("underfitting", 0.349, interval=(0.31, 0.39), explained_by=("weak_features",))
+    assert not explains(weak, underfit)
+    assert _ids(rank([weak, underfit])[0]) == ["underfitting", "weak_features"]  # a probe 0.35 ahead: training
+    weak_enough = _cause("weak_features", EXPLAINS * 0.349 + 0.01, interval=(0.1, 0.3))
+    assert explains(weak_enough, underfit)
+    assert _ids(rank([weak_enough, underfit])[0]) == ["weak_features", "underfitting"]
+    # a weak (unsure) cause explains nothing
+    unsure = _cause("weak_features", 0.4, interval=(-0.1, 0.8))
+    assert not explains(unsure, underfit)
+
+
+def test_overfitting_of_too_little_data_goes_after_it():
+    data = _cause("too_little_data", 0.044, interval=(0.01, 0.08))
+    overfit = _cause("overfitting", 0.065, interval=(0.03, 0.1), explained_by=("too_little_data", "label_noise"))
+    weak = _cause("weak_features", 0.03, interval=(0.005, 0.06))
+    assert _ids(rank([overfit, weak, data])[0]) == ["too_little_data", "overfitting", "weak_features"]
+    # overfitting far larger than the learning curve's gain is its own cause
+    big = _cause("overfitting", 0.3, interval=(0.2, 0.4), explained_by=("too_little_data",))
+    assert _ids(rank([big, data])[0]) == ["overfitting", "too_little_data"]
+
+
+def test_chains_of_consequences_are_placed_after_their_causes():
+    labels = _cause("label_noise", 0.12, interval=(0.08, 0.16))
+    data = _cause("too_little_data", 0.2, interval=(0.1, 0.3), explained_by=("label_noise",))
+    overfit = _cause("overfitting", 0.3, interval=(0.2, 0.4), explained_by=("too_little_data",))
+    assert _ids(rank([overfit, data, labels])[0]) == ["label_noise", "too_little_data", "overfitting"]
+
+
+class _Ev:
+    """What ``judge`` reads of the evidence."""
+
+    settings = RunSettings(label_smoothing=False)
+    measured = {}
+
+
+def _labels(share, gain=0.1, interval=(0.05, 0.15), **more):
+    return {"features": "own", "n": 400, "flagged": int(400 * share), "share": share, "per_class": {"a": 3, "b": 1},
+            "file": "suspect_labels.csv", "probe_ua": 0.5, "probe_ua_without": 0.5 + gain, "gain": gain,
+            "interval": interval} | more
+
+
+def test_a_large_flagged_share_with_a_probe_gain_is_label_noise_without_retraining():
+    judged = LabelNoise().judge(_labels(0.4, retrain_skipped="it would take about 9 min"), _Ev())
+    assert [(f.id, f.kind) for f in judged] == [("label_noise", "cause")] and judged[0].interval == (0.05, 0.15)
+    assert "not retrained (it would take about 9 min)" in judged[0].evidence
+    # a share a clean corpus could show stays a risk to check
+    small = LabelNoise().judge(_labels(MIN_SHARE + 0.01, retrain_skipped="retrain=false"), _Ev())
+    assert [(f.id, f.kind) for f in small] == [("label_noise", "risk")]
+    assert STRONG_SHARE > MIN_SHARE + 0.01
+
+
+def test_retraining_against_as_many_random_drops_decides_and_inconclusive_retraining_defers_to_the_share():
+    retrained = {"retrained_ua": 0.6, "random_ua": 0.5, "run_ua": 0.55, "retrained_gain": 0.1,
+                 "retrained_interval": (0.04, 0.16)}
+    found = LabelNoise().judge(_labels(0.08, **retrained), _Ev())
+    assert [(f.id, f.kind, f.score) for f in found] == [("label_noise", "cause", 0.1)]
+    inconclusive = retrained | {"retrained_gain": 0.016, "retrained_interval": (-0.03, 0.06)}
+    assert LabelNoise().judge(_labels(0.08, **inconclusive), _Ev()) == []  # few suspects, nothing retrained shows
+    strong = LabelNoise().judge(_labels(0.58, gain=0.135, interval=(0.1, 0.17), **inconclusive), _Ev())
+    assert [(f.id, f.kind, f.score) for f in strong] == [("label_noise", "cause", 0.135)]
+    assert "inconclusive" in strong[0].evidence
+
+
+@pytest.mark.parametrize("weak,capacity,explained", [(0.3, 0.35, True), (0.05, 0.35, False)])
+def test_weak_features_explain_underfitting_only_by_as_much_as_the_model_misses(weak, capacity, explained):
+    ev = type("Ev", (), {"of": lambda self, check: {"weak": weak}})()
+    m = {"capacity": capacity, "still_improving": False}
+    assert Fitting._features_explain(m, ev) is explained
+
+
+def test_consequences_of_one_cause_keep_their_own_order_after_it():
+    labels = _cause("label_noise", 0.125, interval=(0.08, 0.16))
+    data = _cause("too_little_data", 0.105, interval=(0.05, 0.15), explained_by=("label_noise",))
+    weak = _cause("weak_features", 0.042, interval=(-0.01, 0.09), explained_by=("label_noise",))
+    other = _cause("speaker_variability", 0.037, interval=(0.01, 0.06))
+    assert _ids(rank([weak, other, data, labels])[0]) == ["label_noise", "too_little_data", "weak_features",
+                                                          "speaker_variability"]
+
+
+def test_threshold_settings_reach_every_module_that_reads_them_and_are_restored():
+    from ser.diagnose import check, report
+    from ser.diagnose.checks import fitting, label_noise
+    from ser.diagnose.thresholds import GRID, patched
+
+    with patched({"report_above": 0.03, "explains": 1.0, "strong_share": 0.25}):
+        assert check.REPORT_ABOVE == fitting.REPORT_ABOVE == report.REPORT_ABOVE == 0.03
+        assert report.EXPLAINS == fitting.EXPLAINS == 1.0 and label_noise.STRONG_SHARE == 0.25
+        weak = _cause("weak_features", 0.3, interval=(0.1, 0.5))
+        assert not explains(weak, _cause("underfitting", 0.35, (0.2, 0.5), explained_by=("weak_features",)))
+    assert (report.REPORT_ABOVE, report.EXPLAINS, label_noise.STRONG_SHARE) == (0.02, 0.5, 0.15)
+    assert all(values[0] == {"report_above": 0.02, "explains": 0.5, "fitting_gap": 0.2, "strong_share": 0.15,
+                             "dominant": 0.2}[name] for name, (_, _, values) in GRID.items())  # shipped first
