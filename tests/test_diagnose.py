@@ -108,7 +108,7 @@ def test_fitting_is_scored_by_what_a_probe_on_the_same_features_reaches():
         ev.curves = curves
         ev.folds[0].extra["fitting"] = {"train_ua": train_ua}
         ev.measured["features"] = {"capacity": capacity, "capacity_interval": (capacity - 0.02, capacity + 0.02),
-                                   "weak": weak}
+                                   "weak": weak, "weak_interval": (weak - 0.04, weak + 0.04)}
         m = Fitting().measure(ev, _Run())
         return m, Fitting().judge(m, ev)
 
@@ -117,7 +117,7 @@ def test_fitting_is_scored_by_what_a_probe_on_the_same_features_reaches():
     assert found[0].score == pytest.approx(0.15) and "module.head_dropout=0.5" in found[0].advice
     assert judged(1.0, -0.05)[1] == []  # the model beats the probe: nothing is lost to fitting
     assert [f.id for f in judged(0.7, 0.2)[1]] == ["underfitting"]
-    # Converged (training loss flat over the last quarter) on features found weak: the features explain it.
+    # Converged (training loss flat over the last quarter) on features found weak beyond doubt: the features explain it.
     flat = {"f": {"train/ua": [0.5] * 8, "val/ua": [0.5] * 8, "train/loss": [2, 1.2, 1.1, 1.0, 1.0, 1.0, 1.0, 1.0],
                   "val/loss": [1.9, 1.4, 1.2, 1.1, 1.05, 1.04, 1.06, 1.06]}}
     assert judged(0.7, 0.2, weak=0.1, curves=flat)[1] == []

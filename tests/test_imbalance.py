@@ -69,3 +69,16 @@ def test_train_fraction_subsamples_only_training(make_cfg):
     after = Counter(dm.corpus.utterances[i].label for i in dm.fold.train)
     assert after["anger"] == round(before["anger"] * 0.25) and after["sadness"] == before["sadness"]
     assert dm.fold.test == fold.test
+
+
+def test_train_fraction_cuts_the_labels_training_sees_when_labels_are_noisy(make_cfg):
+    # label noise on an imbalanced corpus: "keep 25 % of anger" keeps 25 % of what training sees labelled anger
+    cfg = make_cfg("debug=smoke", "fold.train_fraction={anger: 0.25}", "inject.label_noise=0.3")
+    dm = build_datamodule(cfg)
+    dm.load()
+    (fold,) = instantiate(cfg.split).folds(dm.corpus.utterances)
+    before = Counter(dm.given_labels[i] for i in fold.train)
+    dm.use_fold(fold)
+    after = Counter(dm.given_labels[i] for i in dm.fold.train)
+    assert before != Counter(dm.corpus.utterances[i].label for i in fold.train)  # some labels were replaced
+    assert after["anger"] == round(before["anger"] * 0.25) and after["sadness"] == before["sadness"]

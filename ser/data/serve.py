@@ -100,8 +100,8 @@ def serve(utterances: Sequence[Utterance], digests: Sequence[str], class_names: 
     if excluded:
         fold = replace(fold, train=[i for i in fold.train if i not in excluded],
                        val=[i for i in fold.val if i not in excluded])
-    if policy.train_fraction:
-        fold = replace(fold, train=_fraction(fold.train, labels, class_names, policy))
+    if policy.train_fraction:  # by the labels training sees: "keep 20 % of anger" keeps 20 % of what is labelled anger
+        fold = replace(fold, train=_fraction(fold.train, list(given_labels), class_names, policy))
     targets = [class_names.index(x) for x in labels]
     changed = []
     if inject.active:

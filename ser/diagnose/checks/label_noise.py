@@ -31,6 +31,17 @@ DETECTION = "Label-noise detection, average precision of the suspect ranking aga
 SHOWN = 15  # suspects listed in the report (all of them in suspect_labels.csv)
 
 
+def _judged(ev) -> list:
+    """The folds a gain is measured on: the in-corpus ones, or every fold when all are tested on another corpus."""
+    return ev.in_corpus or list(ev.folds)
+
+
+def _suspects(m: dict) -> str:
+    worst = ", ".join(f"{c} ({n})" for c, n in sorted(m["per_class"].items(), key=lambda kv: -kv[1])[:3])
+    return (f"{m['flagged']} of {m['n']} training labels ({100 * m['share']:.0f} %) look wrong to a probe that did "
+            f"not see them (most given as {worst})")
+
+
 def representation(run) -> str:
     """The feature set that judges labels: GE2E statistics where installed (the strongest here), else the run's own."""
     return "ge2e" if "ge2e" in run.feature_sets() else "own"
@@ -91,7 +102,7 @@ class LabelNoise(Check):
         """The run's recipe retrained without the flagged utterances against retrained without as many random ones
         (seeded): leaving the suspects out halves the data when half are flagged, so the control keeps the data size
         equal and the difference is the labels' (the run's own UA is reported beside)."""
-        folds = ev.in_corpus
+        folds = _judged(ev)
         rng = np.random.default_rng(run.options.seed)
         random = set(rng.choice(seen, size=len(drop), replace=False).tolist())
         labels = np.concatenate([f.labels for f in folds])
@@ -107,11 +118,9 @@ class LabelNoise(Check):
                 "retrained_interval": S.bootstrap_interval(gain, len(labels), run.options.bootstrap, run.options.seed)}
 
     def _gain(self, ev, run, feats: str, drop: set[int]) -> dict:
-        """UA of a probe trained without the flagged utterances minus with them, on the folds' test utterances
-        (in-corpus folds only: on another corpus, what a probe gains says more about transfer than labels)."""
-        folds = ev.in_corpus
-        if not folds:
-            return {"not_judged": "every fold is tested on another corpus"}
+        """UA of a probe trained without the flagged utterances minus with them, on the folds' test utterances (the
+        in-corpus folds; in a cross-corpus run, on the other corpus: ``across_corpora``)."""
+        folds = _judged(ev)
         order = {f.fold: f.index for f in folds}
         labels = np.concatenate([f.labels for f in folds])
         n = len(labels)
@@ -124,9 +133,12 @@ class LabelNoise(Check):
             return S.ua(labels[ix], b[ix], ev.C) - S.ua(labels[ix], a[ix], ev.C)
 
         return {"probe_ua": S.ua(labels, a, ev.C), "probe_ua_without": S.ua(labels, b, ev.C), "gain": gain(np.arange(n)),
+                "across_corpora": not ev.in_corpus,
                 "interval": S.bootstrap_interval(gain, n, run.options.bootstrap, run.options.seed)}
 
     def judge(self, m, ev):
+        if m.get("across_corpora"):  # what a probe gains on another corpus is transfer as much as labels
+            return self._judge_across(m)
         # A cause when the run's own recipe, retrained without the suspects, beats it retrained without as many
         # random utterances beyond doubt; or, whatever retraining says, when far more labels look wrong than a clean
         # corpus shows (STRONG_SHARE) and a probe gains without them. A clean corpus has some suspects too
@@ -134,9 +146,7 @@ class LabelNoise(Check):
         # label being wrong: a few suspects that only a probe would rather drop are a risk to check, not a cause.
         if "gain" not in m or m["gain"] < REPORT_ABOVE or m["interval"][0] <= 0:
             return []
-        worst = ", ".join(f"{c} ({n})" for c, n in sorted(m["per_class"].items(), key=lambda kv: -kv[1])[:3])
-        suspects = (f"{m['flagged']} of {m['n']} training labels ({100 * m['share']:.0f} %) look wrong to a probe that did "
-                    f"not see them (most given as {worst})")
+        suspects = _suspects(m)
         advice = [f"fold.exclude={m['file']}"] + ([] if ev.settings.label_smoothing else ["loss.label_smoothing=0.1"])
         note = "or check and relabel the utterances in suspect_labels.csv"
         probe = f"a linear probe without them scores UA {m['probe_ua_without']:.2f} against {m['probe_ua']:.2f}"
@@ -161,6 +171,17 @@ class LabelNoise(Check):
                         f"({m.get('retrain_skipped', 'no retraining')})", advice, note + "; retrain=true measures it",
                         interval=m["interval"], kind="risk")]
 
+    def _judge_across(self, m):
+        """A cross-corpus run: its only clean labels are on the other corpus, where a gain mixes labels with transfer;
+        only a flagged share far above a clean corpus's (measured on the training corpus alone) makes it a cause."""
+        if m["share"] < STRONG_SHARE or m["gain"] < REPORT_ABOVE or m["interval"][0] <= 0:
+            return []
+        return [Finding("label_noise", "label noise", m["gain"],
+                        f"{_suspects(m)}, where clean corpora show under {100 * MIN_SHARE:.0f} %; a linear probe without "
+                        f"them scores UA {m['probe_ua_without']:.2f} against {m['probe_ua']:.2f} on the test corpus",
+                        [f"fold.exclude={m['file']}"], "or check and relabel the utterances in suspect_labels.csv",
+                        interval=m["interval"])]
+
     def section(self, m, ev):
         L = ["## Label quality", ""]
         if "skipped" in m:
@@ -171,7 +192,8 @@ class LabelNoise(Check):
               f"(cleanlab) flags **{m['flagged']} ({100 * m['share']:.1f} %)** as likely mislabelled "
               f"(under {100 * MIN_SHARE:.0f} % is what clean corpora show here).", ""]
         if "gain" in m:
-            L += [f"A probe trained without them scores UA {m['probe_ua_without']:.3f} on the test speakers, against "
+            where = "the test corpus (transfer as much as labels)" if m.get("across_corpora") else "the test speakers"
+            L += [f"A probe trained without them scores UA {m['probe_ua_without']:.3f} on {where}, against "
                   f"{m['probe_ua']:.3f} with them (a change of {m['gain']:+.3f}, 90 % interval "
                   f"{m['interval'][0]:+.3f} to {m['interval'][1]:+.3f}).", ""]
         if "retrained_gain" in m:
