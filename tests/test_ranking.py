@@ -96,7 +96,7 @@ def test_retraining_against_as_many_random_drops_decides_and_inconclusive_retrai
 def test_across_corpora_only_a_flagged_share_far_above_a_clean_corpus_makes_label_noise_a_cause():
     # every fold tested on another corpus: a probe's gain there mixes labels with transfer
     strong = LabelNoise().judge(_labels(0.44, across_corpora=True), _Ev())
-    assert [(f.id, f.kind) for f in strong] == [("label_noise", "cause")] and "test corpus" in strong[0].evidence
+    assert [(f.id, f.kind) for f in strong] == [("label_noise", "cause")] and "training corpus" in strong[0].evidence
     assert LabelNoise().judge(_labels(STRONG_SHARE - 0.01, across_corpora=True), _Ev()) == []  # no risk either
     assert LabelNoise().judge(_labels(0.44, gain=0.01, across_corpora=True), _Ev()) == []
 
@@ -135,3 +135,32 @@ def test_threshold_settings_reach_every_module_that_reads_them_and_are_restored(
     assert (report.REPORT_ABOVE, report.EXPLAINS, label_noise.STRONG_SHARE) == (0.02, 0.5, 0.15)
     assert all(values[0] == {"report_above": 0.02, "explains": 0.5, "fitting_gap": 0.2, "strong_share": 0.15,
                              "dominant": 0.2}[name] for name, (_, _, values) in GRID.items())  # shipped first
+
+
+def test_across_corpora_the_probe_gain_is_measured_on_held_out_speakers_of_the_training_corpus(monkeypatch):
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from ser.diagnose.checks import label_noise
+
+    speakers = [f"s{i % 5}" for i in range(100)]
+    X = np.arange(100, dtype=float)[:, None]  # a row's feature is its index: what each probe saw is readable
+    fitted = []
+
+    class Recording:
+        def __init__(self, X, y, n_classes):
+            fitted.append({speakers[int(i)] for i in X[:, 0]})
+
+        def predict_proba(self, X):
+            held = {speakers[int(i)] for i in X[:, 0]}
+            assert not held & fitted[-1]  # never tested on a speaker it trained on
+            return np.eye(2)[(X[:, 0] % 2 == 0).astype(int)]
+
+    monkeypatch.setattr(label_noise, "Probe", Recording)
+    run = NS(matrix=lambda name: (X, None), dm=NS(corpus=NS(utterances=[NS(speaker=s) for s in speakers])),
+             options=NS(bootstrap=50, seed=0))
+    given = (np.arange(100) % 2 == 0).astype(int)
+    m = label_noise._gain_within(run, "own", {1, 3}, list(range(100)), given, 2)
+    assert m["across_corpora"] and m["probe_ua"] == m["probe_ua_without"] == 1.0 and m["gain"] == 0.0
+    assert len(fitted) == 8 and all(len(s) in (3, 4) for s in fitted)  # 4 speaker groups, with and without the drop
