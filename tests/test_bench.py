@@ -112,3 +112,39 @@ def test_verify_is_a_bench_option(bench_cfg):
     assert bench_cfg.diagnose.verify is False and diagnose_options(bench_cfg).verify is False
     cfg = compose_config("bench", ["data=synthetic", "verify=true"])
     assert cfg.diagnose.verify is True and cfg.diagnose.verify_top == 1 and diagnose_options(cfg).verify is True
+
+
+def test_a_finished_bench_run_again_with_verify_follows_the_advice_without_training_again(tmp_path, monkeypatch):
+    """verify=true on a bench finished without it: each injected scenario's stored top advice is followed (the
+    scenario is not trained or diagnosed again) and its row scored with the result; a control is left alone."""
+    from ser import rundir
+    from ser.diagnose import verify
+    from ser.diagnose.bench import Scenario, unverified, verify_scenario
+    from ser.diagnose.context import Options
+
+    folder = tmp_path / "label_noise_30"
+    for fold, ua in (("k0", 0.40), ("k1", 0.50)):
+        rundir.write_json(folder / f"fold_{fold}" / "metrics.json", {"test/ua": ua})
+    cause = {"id": "label_noise", "check": "label_noise", "title": "label noise", "score": 0.1, "sure": "strong",
+             "advice": ["fold.exclude=suspects.csv"]}
+    rundir.write_json(folder / "diagnosis" / "diagnosis.json", {"causes": [cause], "checks": {}})
+    rundir.write_text(folder / "diagnosis" / "report.md", "# Diagnosis\n\nHow to read this: ...\n")
+    rundir.write_json(folder / "bench_row.json", {"name": folder.name, "cause": "label_noise", "ua": 0.45,
+                                                  "rank": 1, "causes": [], "wall_s": 9.0})
+    retrained = []
+
+    def retrain(run_dir, advice, out):  # what training with the advice would write: each fold 0.1 UA better
+        retrained.append(advice)
+        for fold, m in rundir.fold_metrics(run_dir).items():
+            rundir.write_json(out / f"fold_{fold}" / "metrics.json", {"test/ua": m["test/ua"] + 0.1})
+        return out
+
+    monkeypatch.setattr(verify, "retrain", retrain)
+    sc = Scenario("label_noise_30", "label_noise", "recipe")
+    assert unverified(sc, folder) and not unverified(Scenario("control", None, "recipe"), folder)
+    row = verify_scenario(sc, folder, Options(verify=True, verify_top=1), threads=1)
+    assert retrained == [["fold.exclude=suspects.csv"]]
+    assert row["advice_helped"] is True and row["verified"][0]["change"] == pytest.approx(0.1)
+    assert row["ua"] == 0.45 and row["wall_s"] == 9.0 and "verify_s" in row  # the scenario's own result is kept
+    assert rundir.read_json(folder / "bench_row.json") == row and not unverified(sc, folder)
+    assert "## Advice, verified" in (folder / "diagnosis" / "report.md").read_text()

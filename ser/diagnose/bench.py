@@ -9,8 +9,10 @@ score whether the diagnosis ranks the injected cause first: top-1 accuracy and m
 cause and overall; for two faults, whether both are among the first three (double.recall_at_3); false
 alarms on the clean controls (a cause absent by construction that is reported at all); and how well the
 label-noise check finds the replaced labels (average precision); with verify=true, whether following the
-top cause's advice helped the metric that cause is about ("advice helped"). Writes bench.md and bench.json
-(top1, mrr, double, false_alarms, scenarios) into out=, with each scenario's run and diagnosis below it.
+top cause's advice helped the metric that cause is about ("advice helped"; a bench finished without it, run again
+with verify=true and the same out=, follows the stored advice of its single faults without training them again).
+Writes bench.md and bench.json (top1, mrr, double, false_alarms, scenarios) into out=, with each
+scenario's run and diagnosis below it.
 Options come from conf/bench.yaml; every other key=value (data=, data.root=, split.k=, ...) applies to every scenario.
 """
 
@@ -43,6 +45,7 @@ import torch  # noqa: E402
 from ser import rundir  # noqa: E402
 from ser.build import build_corpus  # noqa: E402
 from ser.cli import CONF, compose_config  # noqa: E402
+from ser.diagnose import verify  # noqa: E402
 from ser.diagnose.check import Check  # noqa: E402
 from ser.diagnose.checks import default_checks  # noqa: E402
 from ser.diagnose.context import Options  # noqa: E402
@@ -215,6 +218,41 @@ def run_scenario(sc: Scenario, overrides: list[str], folder: Path, options: Opti
     return row
 
 
+def verify_scenario(sc: Scenario, folder: Path, options: Options, threads: int,
+                    checks: list[Check] | None = None) -> dict:
+    """A scenario finished before without verify=true: its top advice followed now, from its stored diagnosis
+    (the scenario is neither trained nor diagnosed again); its row scored again with the result. A verification
+    that fails is reported in the row (``verify_error``), which keeps the scenario's own result."""
+    torch.set_num_threads(threads)
+    row = rundir.read_json(folder / "bench_row.json")
+    handler = _log_to(folder / "train.log")
+    start = time.monotonic()
+    try:
+        checks = default_checks() if checks is None else checks
+        out = folder / "diagnosis"
+        measured = rundir.read_json(out / "diagnosis.json")["checks"]
+        verify.add_to_report(folder, out, measured, checks, options.verify_top)
+        row = {k: v for k, v in row.items() if k != "verify_error"} | scored(sc, rundir.read_json(out / "diagnosis.json"),
+                                                                             checks)
+    except Exception as err:  # noqa: BLE001 - one failed verification is reported, the others still run
+        log.exception("verifying scenario %s failed", sc.name)
+        row["verify_error"] = f"{type(err).__name__}: {err}"[:500]
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    row["verify_s"] = round(time.monotonic() - start, 1)
+    rundir.write_json(folder / "bench_row.json", row)
+    return row
+
+
+def unverified(sc: Scenario, folder: Path) -> bool:
+    """A single injected fault whose stored diagnosis has not followed its advice yet (diagnosed without
+    verify=true). Two faults at once are left: "advice helped" counts single faults, whose metric the top cause's
+    advice is about."""
+    diagnosis = rundir.read_json(folder / "diagnosis" / "diagnosis.json")
+    return isinstance(sc.cause, str) and diagnosis is not None and "verified" not in diagnosis
+
+
 def _log_to(path: Path) -> logging.Handler:
     """Everything a scenario logs, Lightning's lines and warnings too, into ``path``; the console gets one line."""
     handler = logging.FileHandler(path)
@@ -318,7 +356,8 @@ def markdown(result: dict) -> str:
     L = [f"# Diagnosis benchmark: {s['corpus']}{recipe}", "",
          f"Command: `{s['command']}`; {s['wall_s'] / 60:.1f} min on {s['cores']} cores ({s['jobs']} at once)"
          + (f", {s['kept']} scenarios kept from an earlier attempt (their time not counted)" if s.get("kept") else "")
-         + ".", "",
+         + (f", of which {s['verified_kept']} had their advice followed now (verify=true; the time is that alone)"
+            if s.get("verified_kept") else "") + ".", "",
          f"**Top-1 {_pct(s['top1'])}** and mean reciprocal rank {_num(s['mrr'])} over {s['n_injected']} injected "
          f"scenarios; false alarms on the clean controls: **{len(s['false_alarms'])}**"
          + (" (" + ", ".join(f"{a['cause']} in {a['scenario']} ({a['score']:.3f})" for a in s["false_alarms"]) + ")"
@@ -395,17 +434,20 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str], checks: list[C
     for name in rows:
         log.info("%s: finished before, kept (%s)", name, out / name / "bench_row.json")
     todo = [sc for sc in chosen if sc.name not in rows]
-    log.info("%s: %d classes, %d speakers; %d scenarios to run, %d at once", corpus.option, len(corpus.class_names),
-             corpus.speakers, len(todo), jobs)
+    to_verify = [sc for sc in chosen if sc.name in rows and options.verify and unverified(sc, out / sc.name)]
+    log.info("%s: %d classes, %d speakers; %d scenarios to run, %d finished ones to verify, %d at once", corpus.option,
+             len(corpus.class_names), corpus.speakers, len(todo), len(to_verify), jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    args = [(sc, expand(sc, corpus, cfg, forwarded), out / sc.name, options, threads, checks) for sc in todo]
-    rows |= run_all(args, jobs)
+    calls = [(run_scenario, (sc, expand(sc, corpus, cfg, forwarded), out / sc.name, options, threads, checks))
+             for sc in todo]
+    calls += [(verify_scenario, (sc, out / sc.name, options, threads, checks)) for sc in to_verify]
+    rows |= run_all(calls, jobs)
     ordered = [rows[s.name] for s in chosen]
     result = {"corpus": corpus.option, "class_counts": corpus.counts, "recipe": recipe.name,
               "recipe_overrides": list(recipe.base),
               "command": f"{PROG} " + " ".join(argv)} | score(ordered, corpus, checks)
     result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs,
-               "kept": len(chosen) - len(todo)}
+               "kept": len(chosen) - len(todo), "verified_kept": len(to_verify)}
     rundir.write_json(out / "bench.json", result)
     rundir.write_text(out / "bench.md", markdown(result))
     print(markdown(result))
@@ -438,15 +480,16 @@ def chosen_scenarios(cfg: DictConfig, recipe: str) -> list[Scenario]:
     return [s for s in scenarios if not cfg.only or s.name in cfg.only]
 
 
-def run_all(args: list[tuple], jobs: int) -> dict[str, dict]:
-    """``run_scenario`` for each argument tuple, ``jobs`` at once (spawned processes); each row logged as it
-    finishes. Interrupted, the finished rows stay on disk (``bench_row.json``): a rerun with the same out= resumes."""
+def run_all(calls: list[tuple], jobs: int) -> dict[str, dict]:
+    """Each ``(function, arguments)`` (``run_scenario``, ``verify_scenario``), ``jobs`` at once (spawned processes);
+    each row logged as it finishes. Interrupted, the finished rows stay on disk (``bench_row.json``): a rerun with
+    the same out= resumes."""
     rows, pool = {}, None
     if jobs == 1:
-        results = (run_scenario(*a) for a in args)
+        results = (fn(*a) for fn, a in calls)
     else:
         pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
-        results = pool.map(run_scenario, *zip(*args)) if args else iter(())
+        results = (f.result() for f in [pool.submit(fn, *a) for fn, a in calls])
     try:
         for row in results:
             rows[row["name"]] = row
