@@ -277,6 +277,9 @@ def test_the_learning_curve_retrains_the_recipe_on_less_data(tmp_path, cache):
                          probes=False, retrain="true")
     curve = ev["checks"]["data_size"]["ua"]
     assert set(curve) == {"0.25", "0.5", "1.0"} and curve["1.0"] == pytest.approx(ev["ua"])
+    val = ev["checks"]["data_size"]["validation"]  # the same retrained models on the validation speakers
+    assert set(val["ua"]) == set(curve) and len(val["interval"]) == 2 and val["ua"] != curve
+    assert "UA on the validation speakers" in report.read_text()
     assert sorted(p.name for p in (report.parent / "retrain").iterdir()) == ["share_25", "share_50"]
     assert (report.parent / "learning_curve.png").is_file()
 

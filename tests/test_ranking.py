@@ -164,3 +164,31 @@ def test_across_corpora_the_probe_gain_is_measured_on_held_out_speakers_of_the_t
     m = label_noise._gain_within(run, "own", {1, 3}, list(range(100)), given, 2)
     assert m["across_corpora"] and m["probe_ua"] == m["probe_ua_without"] == 1.0 and m["gain"] == 0.0
     assert len(fitted) == 8 and all(len(s) in (3, 4) for s in fitted)  # 4 speaker groups, with and without the drop
+
+
+def test_on_degraded_test_audio_the_learning_curve_of_the_validation_speakers_is_judged():
+    """Noisy test audio flattens the test curve (every share meets the same noise); the validation speakers, held
+    out of the training speakers and recorded as they were, still show what more data would win."""
+    from ser.diagnose.checks.data_size import DataSize
+    from ser.diagnose.checks.mismatch import Mismatch
+
+    class Ev(_Ev):
+        def __init__(self, mismatch):
+            self.mismatch = mismatch
+
+        def of(self, check):
+            assert check is Mismatch
+            return self.mismatch
+
+    flat = {"ua": {"0.25": 0.27, "0.5": 0.35, "1.0": 0.36}, "gain": 0.01, "rising": True, "interval": (-0.02, 0.05)}
+    rising = {"ua": {"0.25": 0.45, "0.5": 0.57, "1.0": 0.67}, "gain": 0.10, "rising": True, "interval": (0.07, 0.14)}
+    m = flat | {"n_train": 84.0, "validation": rising}
+    noisy = {"differs": ["snr_db"], "gap": 0.37}
+    (found,) = DataSize().judge(m, Ev(noisy))
+    assert found.id == "too_little_data" and found.score == 0.10 and found.interval == (0.07, 0.14)
+    assert "validation speakers" in found.evidence
+    # the other side: test audio recorded as the training audio was; the test curve decides
+    assert DataSize().judge(m, Ev({"differs": [], "gap": 0.0})) == []
+    assert DataSize().judge(m, Ev({"differs": ["snr_db"], "gap": 0.01})) == []  # a mismatch too small to list
+    # a run diagnosed before the validation curve existed is judged on its test curve
+    assert DataSize().judge(flat | {"n_train": 84.0}, Ev(noisy)) == []

@@ -161,10 +161,12 @@ class RunContext:
             return f"{when} (budget_s={self.options.budget_s:g}); retrain=true runs it anyway"
         return ""
 
-    def retrain(self, name: str, subset: float, tag: str, index: list[int], drop: set[int] = frozenset()) -> np.ndarray:
+    def retrain(self, name: str, subset: float, tag: str, index: list[int], drop: set[int] = frozenset(),
+                val: dict | None = None) -> np.ndarray:
         """The run's recipe retrained on fold ``name`` with ``subset`` of every class's training utterances
         (seeded) and without the utterances in ``drop``, in ``<out>/retrain/<tag>/fold_<name>``; its tested
-        weights' probabilities on the fold's test utterances, rows in ``index`` order."""
+        weights' probabilities on the fold's test utterances, rows in ``index`` order. With ``val`` (a dict), its
+        predicted classes and the labels of the fold's validation utterances go there too (``preds``, ``labels``)."""
         cfg = self.cfg.copy()
         with open_dict(cfg):
             cfg.resume = False
@@ -181,6 +183,9 @@ class RunContext:
         model = load_model(rundir.tested_checkpoint(folder), self.options.device)
         fold = self.use(name)
         probs, _, got = predict(model, self.dm, fold.test)
+        if val is not None and fold.val:
+            val_probs, val["labels"], _ = predict(model, self.dm, fold.val)
+            val["preds"] = val_probs.argmax(1)
         row = {i: k for k, i in enumerate(got)}
         return probs[[row[i] for i in index]]
 

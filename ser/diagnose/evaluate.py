@@ -36,23 +36,29 @@ class FoldView:
     fold: object  # the fold as served (``dm.fold``: injected faults applied)
     result: FoldResult
     options: object
-    _ua: dict = field(default_factory=dict)
+    _predicted: dict = field(default_factory=dict)
 
     @property
     def device(self):
         return next(self.model.parameters()).device
 
-    def ua_on(self, part: str) -> float:
-        """The model's UA on the fold's ``train`` or ``val`` utterances (eval mode, whole files, labels as
-        training saw them); NaN for an empty part. Measured once per fold, shared between checks."""
-        if part not in self._ua:
+    def predictions_on(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """The model's predicted classes and the labels of the fold's ``train`` or ``val`` utterances (eval mode,
+        whole files, labels as training saw them); empty for an empty part. Predicted once per fold, shared between
+        checks."""
+        if part not in self._predicted:
             indices = getattr(self.fold, part)
             if not indices:
-                self._ua[part] = float("nan")
+                self._predicted[part] = (np.zeros(0, int), np.zeros(0, int))
             else:
                 probs, labels, _ = predict(self.model, self.dm, indices)
-                self._ua[part] = ua(labels, probs.argmax(1), len(self.model.class_names))
-        return self._ua[part]
+                self._predicted[part] = (probs.argmax(1), labels)
+        return self._predicted[part]
+
+    def ua_on(self, part: str) -> float:
+        """The model's UA on the fold's ``train`` or ``val`` utterances (``predictions_on``); NaN for an empty part."""
+        preds, labels = self.predictions_on(part)
+        return ua(labels, preds, len(self.model.class_names)) if len(labels) else float("nan")
 
 
 def evaluate_fold(model, dm, fold, checks, options) -> FoldResult:

@@ -67,10 +67,15 @@ def line(x, series: dict[str, list[float]], title: str, xlabel: str, ylabel: str
 
 
 def curve(x, y, title: str, xlabel: str, ylabel: str, logx: bool = False, ticks: list[str] | None = None,
-          zero_line: bool = False):
-    """One measured curve over a numeric x (log-scaled with ``logx``, labelled with ``ticks``)."""
+          zero_line: bool = False, label: str | None = None, others: dict[str, list[float]] | None = None):
+    """One measured curve over a numeric x (log-scaled with ``logx``, labelled with ``ticks``); ``others``: more
+    curves over the same x by name (then a legend, ``label`` naming the first)."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(x, y, marker="o", markersize=3)
+    ax.plot(x, y, marker="o", markersize=3, label=label)
+    for name, values in (others or {}).items():
+        ax.plot(x, values, marker="o", markersize=3, label=name)
+    if others:
+        ax.legend(fontsize=8)
     if logx:
         ax.set_xscale("log")
     if ticks is not None:

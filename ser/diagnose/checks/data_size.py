@@ -1,7 +1,12 @@
 """Too little data: the run's recipe retrained on 25 and 50 % of every class's training utterances
 (the same folds, seeds and test speakers). A curve still rising at 100 % says more data would pay;
 the UA the last doubling won (100 % against 50 %) estimates what the next one would win. Noisy labels
-make any recipe hungrier for data: with label noise found, this is ranked as its consequence."""
+make any recipe hungrier for data: with label noise found, this is ranked as its consequence.
+
+The curve is drawn on the test speakers and on the validation speakers (held out of the training
+speakers, recorded as they were). When the test audio differs from the training audio (the mismatch
+check's evidence), the validation curve is the one judged: on degraded test audio every share of the
+data meets the same mismatch, which flattens the test curve and hides a data shortage beside it."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 from ser import stats as S
 from ser.diagnose import figures as F
 from ser.diagnose.check import REPORT_ABOVE, Check
+from ser.diagnose.checks.mismatch import Mismatch
 from ser.diagnose.evidence import Finding
 
 log = logging.getLogger(__name__)
@@ -26,32 +32,48 @@ MIN_STEPS = 250
 class DataSize(Check):
     name, title = "data_size", "Training data"
     causes = ("too_little_data",)
+    requires = (Mismatch,)  # degraded test audio: the curve on the validation speakers is the one judged
+
+    def per_fold(self, view):
+        if not view.fold.val:
+            return None
+        preds, labels = view.predictions_on("val")
+        return {"preds": preds, "labels": labels}
 
     def measure(self, ev, run):
         refused = run.refuse_retraining(sum(SHARES))
         if refused:
             return {"skipped": refused}
         probs = {1.0: ev.probs}
+        own = ev.per_fold(self.name)
+        val = {1.0: own} if all(own) else None  # every fold has validation speakers
         for share in SHARES:
-            parts = []
+            parts, vals = [], []
             for f in ev.folds:
-                parts.append(run.retrain(f.fold, share, f"share_{int(100 * share)}", f.index))
+                vals.append({})
+                parts.append(run.retrain(f.fold, share, f"share_{int(100 * share)}", f.index, val=vals[-1]))
                 log.info("learning curve: fold %s on %d %% of its training data: UA %.3f", f.fold, 100 * share,
                          S.ua(f.labels, parts[-1].argmax(1), ev.C))
             probs[share] = np.concatenate(parts)
-        preds = {s: p.argmax(1) for s, p in probs.items()}
-        curve = {s: S.ua(ev.labels, p, ev.C) for s, p in preds.items()}
-
-        def last_doubling(ix):
-            return S.ua(ev.labels[ix], preds[1.0][ix], ev.C) - S.ua(ev.labels[ix], preds[0.5][ix], ev.C)
-
-        n_train = float(np.mean([len(run.use(f.fold).train) for f in ev.folds]))
-        return {"ua": {str(s): v for s, v in sorted(curve.items())}, "gain": curve[1.0] - curve[0.5], "n_train": n_train,
-                "rising": curve[0.5] - curve[0.25] >= RISING and curve[1.0] > curve[0.5],
-                "interval": S.bootstrap_interval(last_doubling, ev.n, run.options.bootstrap, run.options.seed)}
+            if val is not None:
+                val[share] = vals
+        m = _curve(ev.labels, {s: p.argmax(1) for s, p in probs.items()}, ev.C, run.options)
+        m["n_train"] = float(np.mean([len(run.use(f.fold).train) for f in ev.folds]))
+        if val is not None and all("preds" in v and np.array_equal(v["labels"], own[k]["labels"])
+                                   for vs in val.values() for k, v in enumerate(vs)):
+            labels = np.concatenate([v["labels"] for v in val[1.0]])
+            m["validation"] = _curve(labels, {s: np.concatenate([v["preds"] for v in vs]) for s, vs in val.items()},
+                                     ev.C, run.options)
+        return m
 
     def judge(self, m, ev):
-        if "skipped" in m or not m["rising"] or m["gain"] < REPORT_ABOVE:
+        if "skipped" in m:
+            return []
+        mismatch = ev.of(Mismatch)
+        on_val = bool(mismatch.get("differs")) and mismatch.get("gap", 0.0) >= REPORT_ABOVE and "validation" in m
+        where = " on the validation speakers (the test audio differs from training)" if on_val else ""
+        m = m["validation"] | {"n_train": m.get("n_train", 0)} if on_val else m
+        if not m["rising"] or m["gain"] < REPORT_ABOVE:
             return []
         u, s = m["ua"], ev.settings
         advice = [] if s.pretrained else ["experiment=pretrained"]
@@ -61,8 +83,8 @@ class DataSize(Check):
         elif not s.pretrained:
             advice.append("augment=full")
         return [Finding("too_little_data", "too little data", m["gain"],
-                        f"UA {u['0.25']:.2f} / {u['0.5']:.2f} / {u['1.0']:.2f} with 25 / 50 / 100 % of the training "
-                        "utterances: still rising, so more data should pay", advice,
+                        f"UA {u['0.25']:.2f} / {u['0.5']:.2f} / {u['1.0']:.2f}{where} with 25 / 50 / 100 % of the "
+                        "training utterances: still rising, so more data should pay", advice,
                         "more training utterances or speakers", interval=m["interval"],
                         explained_by=("label_noise",))]  # noisy labels make a recipe hungry for data
 
@@ -70,20 +92,38 @@ class DataSize(Check):
         L = ["## Training data", ""]
         if "skipped" in m:
             return L + [f"Learning curve not measured: {m['skipped']}.", ""]
-        u = m["ua"]
+        u, v = m["ua"], (m.get("validation") or {}).get("ua")
         L += ["The run's recipe retrained on part of every class's training utterances (same folds and test speakers):",
-              "", "| training data | UA |", "|---|---|"]
-        L += [f"| {100 * float(s):.0f} % | {v:.3f} |" for s, v in u.items()]
-        trend = "the curve is still rising." if m["rising"] else "the curve has levelled off."
-        L += ["", f"The last doubling (50 -> 100 %) won {m['gain']:+.3f} UA (90 % interval {m['interval'][0]:+.3f} to "
-              f"{m['interval'][1]:+.3f}); " + trend,
-              "", "![learning curve](learning_curve.png)", ""]
+              "", "| training data | UA on the test speakers |" + (" UA on the validation speakers |" if v else ""),
+              "|---|---|" + ("---|" if v else "")]
+        L += [f"| {100 * float(s):.0f} % | {x:.3f} |" + (f" {v[s]:.3f} |" if v else "") for s, x in u.items()]
+        for name, c in (("test", m), ("validation", m.get("validation"))):
+            if c:
+                trend = "still rising." if c["rising"] else "levelled off."
+                L += ["", f"On the {name} speakers the last doubling (50 -> 100 %) won {c['gain']:+.3f} UA (90 % "
+                      f"interval {c['interval'][0]:+.3f} to {c['interval'][1]:+.3f}): {trend}"]
+        L += ["", "![learning curve](learning_curve.png)", ""]
         return L
 
     def figures(self, m, ev):
         if "skipped" in m:
             return {}
         shares = [100 * float(s) for s in m["ua"]]
+        val = (m.get("validation") or {}).get("ua")
         return {"learning_curve.png": F.curve(shares, list(m["ua"].values()), "learning curve",
-                                              "share of the training utterances", "test UA", logx=True,
-                                              ticks=[f"{s:.0f} %" for s in shares])}
+                                              "share of the training utterances", "UA", logx=True,
+                                              ticks=[f"{s:.0f} %" for s in shares], label="test speakers",
+                                              others={"validation speakers": list(val.values())} if val else None)}
+
+
+def _curve(labels: np.ndarray, preds: dict[float, np.ndarray], C: int, options) -> dict:
+    """UA at each share of the training data, the last doubling's gain with its bootstrap interval, and whether the
+    curve still rises."""
+    curve = {s: S.ua(labels, p, C) for s, p in preds.items()}
+
+    def last_doubling(ix):
+        return S.ua(labels[ix], preds[1.0][ix], C) - S.ua(labels[ix], preds[0.5][ix], C)
+
+    return {"ua": {str(s): v for s, v in sorted(curve.items())}, "gain": curve[1.0] - curve[0.5],
+            "rising": curve[0.5] - curve[0.25] >= RISING and curve[1.0] > curve[0.5],
+            "interval": S.bootstrap_interval(last_doubling, len(labels), options.bootstrap, options.seed)}
