@@ -148,3 +148,25 @@ def test_a_finished_bench_run_again_with_verify_follows_the_advice_without_train
     assert row["ua"] == 0.45 and row["wall_s"] == 9.0 and "verify_s" in row  # the scenario's own result is kept
     assert rundir.read_json(folder / "bench_row.json") == row and not unverified(sc, folder)
     assert "## Advice, verified" in (folder / "diagnosis" / "report.md").read_text()
+
+
+def test_rejudge_scores_a_kept_scenario_under_todays_rules_from_its_stored_measurements(tmp_path):
+    """rejudge=true: a scenario diagnosed under older rules (here: underfitting first) is judged again from its
+    diagnosis.json, nothing retrained; what it measured and how long it took stay as they were."""
+    from ser import rundir
+    from ser.diagnose.bench import Scenario, rejudge
+    from ser.diagnose.checks.fitting import Fitting
+
+    fitting = {"train_ua_eval": 0.45, "test_ua_folds": 0.33, "gap": 0.12, "epochs": 20, "val_loss_rise": 1.8,
+               "val_loss_rose": True, "val_loss_min_epoch": 5, "val_loss_rose_folds": 3, "curve_folds": 3,
+               "train_loss_late_drop": 0.27, "still_improving": True, "capacity": 0.29, "capacity_interval": [0.2, 0.35]}
+    old = [{"id": "underfitting", "score": 0.29, "sure": "strong"}]
+    rundir.write_json(tmp_path / "diagnosis" / "diagnosis.json", {
+        "class_names": ["a", "b"], "ua": 0.33, "settings": {}, "causes": old,
+        "checks": {"fitting": fitting, "features": {"weak": 0.06, "weak_interval": [0.03, 0.09]}}})
+    sc = Scenario("double_weak_overfit", ["weak_features", "overfitting"], "scratch")
+    row = {"name": sc.name, "cause": sc.cause, "ua": 0.33, "wall_s": 5.0, "causes": old, "rank": None,
+           "ranks": {"weak_features": None, "overfitting": None}, "both_found": False}
+    new = rejudge(sc, row, tmp_path, [Fitting()])
+    assert [c["id"] for c in new["causes"]] == ["overfitting"] and new["ranks"]["overfitting"] == 1
+    assert new["ua"] == 0.33 and new["wall_s"] == 5.0 and not new["both_found"]

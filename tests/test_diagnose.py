@@ -247,7 +247,7 @@ def test_label_noise_is_found_ranked_and_listed(tmp_path, cache):
     assert _ids(unchecked)[0] == "label_noise" and "not retrained (retrain=false)" in unchecked["causes"][0]["evidence"]
     # the stored measurements judge the same again (what python -m ser.diagnose.thresholds re-judges)
     from ser.diagnose.checks import default_checks
-    from ser.diagnose.thresholds import rejudged
+    from ser.diagnose.stored import rejudged
 
     for stored in (ev, unchecked):
         assert _ids(rejudged(stored, default_checks())) == _ids(stored)

@@ -133,8 +133,12 @@ def test_threshold_settings_reach_every_module_that_reads_them_and_are_restored(
         weak = _cause("weak_features", 0.3, interval=(0.1, 0.5))
         assert not explains(weak, _cause("underfitting", 0.35, (0.2, 0.5), explained_by=("weak_features",)))
     assert (report.REPORT_ABOVE, report.EXPLAINS, label_noise.STRONG_SHARE) == (0.02, 0.5, 0.15)
-    assert all(values[0] == {"report_above": 0.02, "explains": 0.5, "fitting_gap": 0.2, "strong_share": 0.15,
-                             "dominant": 0.2}[name] for name, (_, _, values) in GRID.items())  # shipped first
+    assert all(values[0] == {"report_above": 0.02, "explains": 0.5, "fitting_gap": 0.2, "loss_rise": 1.0,
+                             "strong_share": 0.15, "dominant": 0.2}[name]
+               for name, (_, _, values) in GRID.items())  # shipped first
+    with patched({"loss_rise": 1.5}):
+        assert fitting.LOSS_RISE == 1.5
+    assert fitting.LOSS_RISE == 1.0
 
 
 def test_across_corpora_the_probe_gain_is_measured_on_held_out_speakers_of_the_training_corpus(monkeypatch):
@@ -192,3 +196,27 @@ def test_on_degraded_test_audio_the_learning_curve_of_the_validation_speakers_is
     assert DataSize().judge(m, Ev({"differs": ["snr_db"], "gap": 0.01})) == []  # a mismatch too small to list
     # a run diagnosed before the validation curve existed is judged on its test curve
     assert DataSize().judge(flat | {"n_train": 84.0}, Ev(noisy)) == []
+
+
+def _fit(gap, rise, rose_folds=3, late=0.27, capacity=0.29):
+    return {"train_ua_eval": 0.45, "test_ua_folds": 0.45 - gap, "gap": gap, "epochs": 20, "val_loss_rise": rise,
+            "val_loss_rose": rose_folds > 1, "val_loss_min_epoch": 5, "val_loss_rose_folds": rose_folds,
+            "curve_folds": 3, "train_loss_late_drop": late, "still_improving": True, "capacity": capacity,
+            "capacity_interval": (capacity - 0.05, capacity + 0.05)}
+
+
+class _FitEv(_Ev):
+    settings = RunSettings(model_options={"hidden": 256, "dropout": 0.0}, lr=3e-3, max_epochs=20, batch_size=32)
+
+    def of(self, check):
+        return {"weak": 0.063, "weak_interval": (0.03, 0.09)}  # 4 MFCCs: a reference beats them beyond doubt
+
+
+def test_validation_loss_climbing_in_every_fold_while_training_loss_falls_is_overfitting_whatever_the_gap():
+    """A wide LSTM over 4 MFCCs memorises (validation loss up 1.8 nats in every fold) though the weak features keep
+    its training UA, and so its gap, low: overfitting, not underfitting."""
+    (found,) = Fitting().judge(_fit(gap=0.12, rise=1.8), _FitEv())
+    assert found.id == "overfitting" and found.score == 0.29 and "memorising" in found.evidence
+    # the other sides: a rise in only some folds, training loss no longer falling, a rise a clean run shows
+    for m in (_fit(0.12, 1.8, rose_folds=2), _fit(0.12, 1.8, late=0.03), _fit(0.12, 0.97)):
+        assert [f.id for f in Fitting().judge(m, _FitEv())] == ["underfitting"]

@@ -10,7 +10,8 @@ cause and overall; for two faults, whether both are among the first three (doubl
 alarms on the clean controls (a cause absent by construction that is reported at all); and how well the
 label-noise check finds the replaced labels (average precision); with verify=true, whether following the
 top cause's advice helped the metric that cause is about ("advice helped"; a bench finished without it, run again
-with verify=true and the same out=, follows the stored advice of its single faults without training them again).
+with verify=true and the same out=, follows the stored advice of its single faults without training them again;
+rejudge=true scores the kept scenarios' stored measurements under today's rules).
 Writes bench.md and bench.json (top1, mrr, double, false_alarms, scenarios) into out=, with each
 scenario's run and diagnosis below it.
 Options come from conf/bench.yaml; every other key=value (data=, data.root=, split.k=, ...) applies to every scenario.
@@ -34,7 +35,7 @@ from ser.cli import check_early, run_command
 
 PROG = "python -m ser.diagnose.bench"
 OWN = ("out", "jobs", "only", "folds", "recipe", "recipes", "partner", "partner_root", "diagnose", "scenarios",
-       "verify")
+       "verify", "rejudge")
 if __name__ == "__main__":  # --help and a mistaken option are answered before torch and Lightning load (seconds)
     check_early(PROG, __doc__, "bench", sys.argv[1:])
 
@@ -50,6 +51,7 @@ from ser.diagnose.check import Check  # noqa: E402
 from ser.diagnose.checks import default_checks  # noqa: E402
 from ser.diagnose.context import Options  # noqa: E402
 from ser.diagnose.core import diagnose  # noqa: E402
+from ser.diagnose.stored import rejudged  # noqa: E402
 from ser.train import train  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -245,6 +247,18 @@ def verify_scenario(sc: Scenario, folder: Path, options: Options, threads: int,
     return row
 
 
+def rejudge(sc: Scenario, row: dict, folder: Path, checks: list[Check] | None = None) -> dict:
+    """A kept scenario's row with its causes judged again from its stored measurements (``diagnosis.json``: nothing
+    trained or measured again) under the rules of today's checks; its advice verified before stays with it."""
+    checks = default_checks() if checks is None else checks
+    diagnosis = rundir.read_json(folder / "diagnosis" / "diagnosis.json")
+    if diagnosis is None:
+        return row
+    stale = ("causes", "rank", "ranks", "both_found", "verified", "advice_helped", "detection")
+    return {k: v for k, v in row.items() if k not in stale} | scored(
+        sc, rejudged(diagnosis, checks) | {"verified": diagnosis.get("verified")}, checks)
+
+
 def unverified(sc: Scenario, folder: Path) -> bool:
     """A single injected fault whose stored diagnosis has not followed its advice yet (diagnosed without
     verify=true). Two faults at once are left: "advice helped" counts single faults, whose metric the top cause's
@@ -357,7 +371,9 @@ def markdown(result: dict) -> str:
          f"Command: `{s['command']}`; {s['wall_s'] / 60:.1f} min on {s['cores']} cores ({s['jobs']} at once)"
          + (f", {s['kept']} scenarios kept from an earlier attempt (their time not counted)" if s.get("kept") else "")
          + (f", of which {s['verified_kept']} had their advice followed now (verify=true; the time is that alone)"
-            if s.get("verified_kept") else "") + ".", "",
+            if s.get("verified_kept") else "")
+         + ("; the kept scenarios' causes judged again from their stored measurements with today's rules "
+            "(rejudge=true)" if s.get("rejudged") else "") + ".", "",
          f"**Top-1 {_pct(s['top1'])}** and mean reciprocal rank {_num(s['mrr'])} over {s['n_injected']} injected "
          f"scenarios; false alarms on the clean controls: **{len(s['false_alarms'])}**"
          + (" (" + ", ".join(f"{a['cause']} in {a['scenario']} ({a['score']:.3f})" for a in s["false_alarms"]) + ")"
@@ -442,12 +458,14 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str], checks: list[C
              for sc in todo]
     calls += [(verify_scenario, (sc, out / sc.name, options, threads, checks)) for sc in to_verify]
     rows |= run_all(calls, jobs)
+    if cfg.rejudge:  # the kept scenarios judged again from their stored measurements with today's rules
+        rows |= {sc.name: rejudge(sc, rows[sc.name], out / sc.name, checks) for sc in chosen if sc not in todo}
     ordered = [rows[s.name] for s in chosen]
     result = {"corpus": corpus.option, "class_counts": corpus.counts, "recipe": recipe.name,
               "recipe_overrides": list(recipe.base),
               "command": f"{PROG} " + " ".join(argv)} | score(ordered, corpus, checks)
     result |= {"scenarios": ordered, "wall_s": round(time.monotonic() - start, 1), "cores": os.cpu_count(), "jobs": jobs,
-               "kept": len(chosen) - len(todo), "verified_kept": len(to_verify)}
+               "kept": len(chosen) - len(todo), "verified_kept": len(to_verify), "rejudged": bool(cfg.rejudge)}
     rundir.write_json(out / "bench.json", result)
     rundir.write_text(out / "bench.md", markdown(result))
     print(markdown(result))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import sys
 from pathlib import Path
 
@@ -31,8 +30,7 @@ if __name__ == "__main__":  # --help and a mistaken option are answered before t
 from ser import rundir  # noqa: E402
 from ser.diagnose.bench import Corpus, Scenario, score, scored  # noqa: E402
 from ser.diagnose.checks import default_checks  # noqa: E402
-from ser.diagnose.evidence import RunSettings  # noqa: E402
-from ser.diagnose.report import rank  # noqa: E402
+from ser.diagnose.stored import rejudged  # noqa: E402
 
 # name -> (the module attributes it sets, the values tried); the first value is the shipped one
 GRID = {
@@ -41,37 +39,11 @@ GRID = {
     "explains": (("ser.diagnose.check", "ser.diagnose.report"), "EXPLAINS",
                  (0.5, 0.25, 1.0)),
     "fitting_gap": (("ser.diagnose.checks.fitting",), "GAP", (0.2, 0.15, 0.3)),
+    "loss_rise": (("ser.diagnose.checks.fitting",), "LOSS_RISE", (1.0, 0.75, 1.5)),
     "strong_share": (("ser.diagnose.checks.label_noise",), "STRONG_SHARE", (0.15, 0.1, 0.25)),
     "dominant": (("ser.diagnose.checks.confusions",), "DOMINANT", (0.2, 0.3)),
 }
 FALSE_ALARM = 0.05  # what one false alarm on a control costs against top-1 when setting the thresholds
-
-
-class StoredEvidence:
-    """What the checks' ``judge`` reads, rebuilt from a scenario's ``diagnosis.json``."""
-
-    def __init__(self, diagnosis: dict):
-        self.class_names, self.ua = diagnosis["class_names"], diagnosis["ua"]
-        self.settings = RunSettings(**diagnosis["settings"])
-        self.measured = {name: m or {} for name, m in diagnosis["checks"].items()}
-        for bucket in self.measured.get("duration", {}).get("buckets", []):  # JSON keeps inf and NaN as null
-            bucket.update({k: (math.inf if k == "high" else math.nan) for k, v in bucket.items() if v is None})
-        support = np.array(self.measured.get("confusions", {}).get("support", [1] * self.C))
-        self.present = support > 0
-
-    @property
-    def C(self) -> int:
-        return len(self.class_names)
-
-    def of(self, check: type) -> dict:
-        return self.measured.get(check.name) or {}
-
-
-def rejudged(diagnosis: dict, checks) -> dict:
-    """The diagnosis's causes judged again from its stored measurements (``diagnosis.json`` shape, causes only)."""
-    ev = StoredEvidence(diagnosis)
-    findings = [f for c in checks for f in c.judge(ev.measured.get(c.name) or {}, ev)]
-    return {"causes": [f.as_dict() for f in rank(findings)[0]], "checks": diagnosis["checks"]}
 
 
 @contextlib.contextmanager
