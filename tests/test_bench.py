@@ -150,6 +150,48 @@ def test_a_finished_bench_run_again_with_verify_follows_the_advice_without_train
     assert "## Advice, verified" in (folder / "diagnosis" / "report.md").read_text()
 
 
+def test_verify_with_rejudge_follows_todays_advice_and_keeps_the_stored_causes(tmp_path, monkeypatch):
+    """rejudge=true verify=true: the advice followed is the one today's rules give from the stored measurements
+    (advice changed since the bench ran is what gets verified), the causes diagnosed then are kept beside."""
+    from ser import rundir
+    from ser.diagnose import verify
+    from ser.diagnose.bench import Scenario, verify_scenario
+    from ser.diagnose.check import Check
+    from ser.diagnose.context import Options
+    from ser.diagnose.evidence import Finding, RunSettings
+
+    class Today(Check):
+        name = "labels"
+
+        def judge(self, m, ev):
+            return [Finding("label_noise", "label noise", m["gain"], "", [f"fold.exclude={m['file']}", "x=2"],
+                            interval=(0.05, 0.2))]
+
+    folder = tmp_path / "label_noise_30"
+    rundir.write_json(folder / "fold_k0" / "metrics.json", {"test/ua": 0.4})
+    then = {"id": "label_noise", "check": "labels", "title": "label noise", "score": 0.1, "sure": "strong",
+            "advice": ["fold.exclude=s.csv"]}
+    rundir.write_json(folder / "diagnosis" / "diagnosis.json", {
+        "causes": [then], "class_names": ["a", "b"], "ua": 0.4, "settings": RunSettings().__dict__,
+        "checks": {"labels": {"gain": 0.1, "file": "s.csv"}}})
+    rundir.write_text(folder / "diagnosis" / "report.md", "# Diagnosis\n\nHow to read this: ...\n")
+    rundir.write_json(folder / "bench_row.json", {"name": folder.name, "cause": "label_noise", "ua": 0.4, "rank": 1,
+                                                  "causes": [], "wall_s": 9.0})
+    retrained = []
+
+    def retrain(run_dir, advice, out):
+        retrained.append(advice)
+        rundir.write_json(out / "fold_k0" / "metrics.json", {"test/ua": 0.5})
+        return out
+
+    monkeypatch.setattr(verify, "retrain", retrain)
+    sc = Scenario("label_noise_30", "label_noise", "recipe")
+    row = verify_scenario(sc, folder, Options(verify=True, verify_top=1), 1, checks=[Today()], today=True)
+    assert retrained == [["fold.exclude=s.csv", "x=2"]] and row["advice_helped"] is True
+    stored = rundir.read_json(folder / "diagnosis" / "diagnosis.json")
+    assert stored["causes_when_diagnosed"] == [then] and stored["causes"][0]["check"] == "labels"
+
+
 def test_rejudge_scores_a_kept_scenario_under_todays_rules_from_its_stored_measurements(tmp_path):
     """rejudge=true: a scenario diagnosed under older rules (here: underfitting first) is judged again from its
     diagnosis.json, nothing retrained; what it measured and how long it took stay as they were."""

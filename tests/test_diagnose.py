@@ -2,6 +2,7 @@
 runs with a cause made on purpose (each test fails when its check is taken out of the list)."""
 
 import json
+import math
 
 import matplotlib.image
 import numpy as np
@@ -13,6 +14,7 @@ from ser.diagnose.check import Check, measuring_order
 from ser.diagnose.checks import default_checks
 from ser.diagnose.checks.fitting import Fitting
 from ser.diagnose.checks.imbalance import Imbalance
+from ser.diagnose.checks.mismatch import NARROWBAND_HZ
 from ser.diagnose.checks.speakers import Speakers
 from ser.diagnose.context import Options
 from ser.diagnose.core import diagnose
@@ -237,6 +239,8 @@ def test_label_noise_is_found_ranked_and_listed(tmp_path, cache):
     assert check["injected"]["average_precision"] > 0.7 and check["share"] > 0.25
     assert _ids(ev)[0] == "label_noise"
     assert ev["causes"][0]["advice"][0] == f"fold.exclude={report.parent / 'suspect_labels.csv'}"  # exact, runnable
+    # as many optimizer steps over what is left as the run took over everything (30 epochs)
+    assert ev["causes"][0]["advice"][1] == f"trainer.max_epochs={math.ceil(30 / (1 - check['share']))}"
     rows = (report.parent / "suspect_labels.csv").read_text().splitlines()
     assert rows[0] == "path,speaker,given,likely,quality,flagged" and len(rows) == check["n"] + 1
     # retrained without the suspects against without as many random utterances: the labels, not the data size
@@ -262,6 +266,8 @@ def test_test_audio_through_a_telephone_band_is_a_condition_mismatch(tmp_path, c
     assert _ids(ev)[0] == "mismatch"
     advice = ev["causes"][0]["advice"]
     assert any(a.startswith("features.f_max=") for a in advice)
+    assert check["cutoff_hz"] <= NARROWBAND_HZ and "conditions.telephone_p=0.5" in advice  # telephone-band copies
+    assert any(a.startswith("conditions.copies=") for a in advice)
 
 
 def test_too_few_mfccs_are_weak_features(tmp_path, cache):

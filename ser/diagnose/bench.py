@@ -221,10 +221,12 @@ def run_scenario(sc: Scenario, overrides: list[str], folder: Path, options: Opti
 
 
 def verify_scenario(sc: Scenario, folder: Path, options: Options, threads: int,
-                    checks: list[Check] | None = None) -> dict:
+                    checks: list[Check] | None = None, today: bool = False) -> dict:
     """A scenario finished before without verify=true: its top advice followed now, from its stored diagnosis
-    (the scenario is neither trained nor diagnosed again); its row scored again with the result. A verification
-    that fails is reported in the row (``verify_error``), which keeps the scenario's own result."""
+    (the scenario is neither trained nor diagnosed again); its row scored again with the result. ``today``
+    (rejudge=true): the causes are first judged again from the stored measurements and today's advice is the one
+    followed (``diagnosis.json`` keeps the causes it had as ``causes_when_diagnosed``). A verification that fails is
+    reported in the row (``verify_error``), which keeps the scenario's own result."""
     torch.set_num_threads(threads)
     row = rundir.read_json(folder / "bench_row.json")
     handler = _log_to(folder / "train.log")
@@ -232,7 +234,11 @@ def verify_scenario(sc: Scenario, folder: Path, options: Options, threads: int,
     try:
         checks = default_checks() if checks is None else checks
         out = folder / "diagnosis"
-        measured = rundir.read_json(out / "diagnosis.json")["checks"]
+        diagnosis = rundir.read_json(out / "diagnosis.json")
+        measured = diagnosis["checks"]
+        if today:
+            diagnosis.setdefault("causes_when_diagnosed", diagnosis["causes"])
+            rundir.write_json(out / "diagnosis.json", diagnosis | {"causes": rejudged(diagnosis, checks)["causes"]})
         verify.add_to_report(folder, out, measured, checks, options.verify_top)
         row = {k: v for k, v in row.items() if k != "verify_error"} | scored(sc, rundir.read_json(out / "diagnosis.json"),
                                                                              checks)
@@ -456,7 +462,7 @@ def bench(cfg: DictConfig, forwarded: list[str], argv: list[str], checks: list[C
     threads = max(1, (os.cpu_count() or 1) // jobs)
     calls = [(run_scenario, (sc, expand(sc, corpus, cfg, forwarded), out / sc.name, options, threads, checks))
              for sc in todo]
-    calls += [(verify_scenario, (sc, out / sc.name, options, threads, checks)) for sc in to_verify]
+    calls += [(verify_scenario, (sc, out / sc.name, options, threads, checks, bool(cfg.rejudge))) for sc in to_verify]
     rows |= run_all(calls, jobs)
     if cfg.rejudge:  # the kept scenarios judged again from their stored measurements with today's rules
         rows |= {sc.name: rejudge(sc, rows[sc.name], out / sc.name, checks) for sc in chosen if sc not in todo}

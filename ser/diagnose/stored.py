@@ -35,5 +35,7 @@ class StoredEvidence:
 def rejudged(diagnosis: dict, checks) -> dict:
     """The diagnosis's causes judged again from its stored measurements (``diagnosis.json`` shape, causes only)."""
     ev = StoredEvidence(diagnosis)
-    findings = [f for c in checks for f in c.judge(ev.measured.get(c.name) or {}, ev)]
-    return {"causes": [f.as_dict() for f in rank(findings)[0]], "checks": diagnosis["checks"]}
+    judged = [(f, c.name) for c in checks for f in c.judge(ev.measured.get(c.name) or {}, ev)]
+    by = {id(f): name for f, name in judged}
+    return {"causes": [f.as_dict() | {"check": by[id(f)]} for f in rank([f for f, _ in judged])[0]],
+            "checks": diagnosis["checks"]}
