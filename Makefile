@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n auto $(ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check ser tests experiments train.py
+	$(PY) -m ruff check ser tests experiments notebooks train.py
 	$(VENV)/bin/lint-imports
 
 clean:
