@@ -47,7 +47,7 @@ def patches(cfg: DictConfig) -> list[str]:
 
 def options_of(cfg: DictConfig) -> Options:
     """The diagnosis's ``Options`` from its composed config (``conf/diagnose.yaml`` with the command line)."""
-    own = {k: OmegaConf.to_container(cfg[k]) if OmegaConf.is_list(cfg[k]) else cfg[k] for k in OWN if k != "run"}
+    own = {k: OmegaConf.to_container(cfg[k]) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in OWN if k != "run"}
     return Options(overrides=tuple(patches(cfg)), **own)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +19,7 @@ from ser.checkpoint import load_model
 from ser.data.splits import Fold
 from ser.data.upstream_cache import FeatureStore
 from ser.diagnose.evaluate import predict
+from ser.diagnose.html import HtmlOptions
 from ser.feature_sets import extractor, fold_matrix
 from ser.probe import Probe
 from ser.train import fit_fold
@@ -45,6 +47,7 @@ class Options:
         verify_top: see ``verify``.
         bootstrap: resamples of every bootstrap interval.
         seed: noise, bootstrap and permutation draws (the run's own seed, set by ``diagnose``).
+        html: ``report.html``'s options (``ser.diagnose.html.HtmlOptions``, or a mapping of them).
     """
 
     overrides: tuple[str, ...] = ()
@@ -59,8 +62,11 @@ class Options:
     verify_top: int = 2
     bootstrap: int = 200
     seed: int = 0
+    html: HtmlOptions = field(default_factory=HtmlOptions)
 
     def __post_init__(self):
+        if isinstance(self.html, Mapping):
+            object.__setattr__(self, "html", HtmlOptions(**self.html))
         object.__setattr__(self, "overrides", tuple(self.overrides))
         object.__setattr__(self, "snrs", tuple(float(x) for x in self.snrs))
         object.__setattr__(self, "retrain", str(self.retrain))

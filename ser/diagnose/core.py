@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from ser import rundir
 from ser.build import build_datamodule, upgrade
 from ser.checkpoint import load_model
-from ser.diagnose import verify
+from ser.diagnose import html, verify
 from ser.diagnose.check import Check, measuring_order
 from ser.diagnose.checks import default_checks
 from ser.diagnose.context import Options, RunContext
@@ -47,6 +47,7 @@ def diagnose(run: str | Path, options: Options | None = None, checks: list[Check
     report = write(ev, checks, out, title)
     if options.verify:
         verify.add_to_report(run_dir, out, ev.measured, checks, options.verify_top)
+    html.write(ev, context, out, options.html, run_dir)  # after verify: the page shows its section too
     return report
 
 

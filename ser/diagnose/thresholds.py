@@ -41,6 +41,7 @@ GRID = {
     "fitting_gap": (("ser.diagnose.checks.fitting",), "GAP", (0.2, 0.15, 0.3)),
     "loss_rise": (("ser.diagnose.checks.fitting",), "LOSS_RISE", (1.0, 0.75, 1.5)),
     "strong_share": (("ser.diagnose.checks.label_noise",), "STRONG_SHARE", (0.15, 0.1, 0.25)),
+    "cause_share": (("ser.diagnose.checks.label_noise",), "CAUSE_SHARE", (0.1, 0.05, 0.15)),
     "dominant": (("ser.diagnose.checks.confusions",), "DOMINANT", (0.2, 0.3)),
 }
 FALSE_ALARM = 0.05  # what one false alarm on a control costs against top-1 when setting the thresholds

@@ -28,6 +28,11 @@ MIN_SHARE = 0.05  # fewer suspects than this share is what a clean corpus shows 
 # Flagged shares this large, with a probe that gains without the suspects, are label noise whatever retraining
 # says: clean runs of every recipe on EmoDB and SAVEE flag about 1 %, the benchmark's 30 % noise 40 %.
 STRONG_SHARE = 0.15
+# Below this flagged share, leaving the suspects out may help without a label being wrong: the clean SAVEE control
+# of the pretrained preset flags 7.5 % (fear and surprise takes the probe reads otherwise), and its recipe retrained
+# without them gains +0.035 over as many random utterances. Such a share is a risk to listen to, not a cause; the
+# benchmark's injected label noise flags 30-59 %.
+CAUSE_SHARE = 0.1
 DETECTION = "Label-noise detection, average precision of the suspect ranking against the replaced labels"
 SHOWN = 15  # suspects listed in the report (all of them in suspect_labels.csv)
 
@@ -178,11 +183,14 @@ class LabelNoise(Check):
         probe = f"a linear probe without them scores UA {m['probe_ua_without']:.2f} against {m['probe_ua']:.2f}"
         retrained = "retrained_gain" in m
         if retrained and m["retrained_gain"] >= REPORT_ABOVE and m["retrained_interval"][0] > 0:
-            return [Finding("label_noise", "label noise", m["retrained_gain"],
+            few = m["share"] < CAUSE_SHARE  # what dropping hard, ambiguous takes wins too
+            return [Finding("label_noise", "suspect labels" if few else "label noise", m["retrained_gain"],
                             f"{suspects}; the run's recipe retrained without them scores UA {m['retrained_ua']:.2f}, "
                             + (f"without as many random utterances {m['random_ua']:.2f} (the run: {m['run_ua']:.2f})"
                                if "random_ua" in m else f"the run {m['run_ua']:.2f}"),  # a diagnosis before the control
-                            advice, note, interval=m["retrained_interval"])]
+                            advice, note + ("; as few as clean acted corpora show: listen to them before dropping "
+                                            "them" if few else ""),
+                            interval=m["retrained_interval"], kind="risk" if few else "cause")]
         if m["share"] >= STRONG_SHARE:
             test = (f"retrained without them the recipe gains {m['retrained_gain']:+.2f} over dropping as many random "
                     f"utterances (inconclusive)" if retrained else

@@ -1,0 +1,127 @@
+"""report.html: one self-contained page (nothing fetched), every figure and clip inlined, every clip decodable and
+the audio it names, the confusion matrix's cells each opening its utterances, the advice as train.py commands."""
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser import rundir
+from ser.audio import read_audio, resample
+from ser.diagnose.context import Options
+from ser.diagnose.core import diagnose
+from ser.diagnose.html import HtmlOptions
+from ser.train import train
+
+RUN = ["data.corpus.num_speakers=6", "data.corpus.utterances_per_speaker=28", "data.corpus.duration_s=[0.6,1.2]",
+       "model=pool", "trainer.max_epochs=6", "loader.batch_size=16", "split.test=[s01]", "split.val=[s02]",
+       "data.corpus.class_proportions={anger:0.15,sadness:0.15}", "data.corpus.difficulty=0.3"]
+
+
+class Page(HTMLParser):
+    """Every tag's attributes, and the text of each figure caption and code block."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.captions, self.code, self._open = [], [], [], {}
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("figcaption", "code"):
+            self._open[tag] = ""
+
+    def handle_data(self, data):
+        for tag in self._open:
+            self._open[tag] += data
+
+    def handle_endtag(self, tag):
+        if tag in self._open:
+            (self.captions if tag == "figcaption" else self.code).append(self._open.pop(tag))
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    from tests.conftest import compose_config
+
+    tmp = tmp_path_factory.mktemp("html")
+    cfg = compose_config(RUN, tmp / "run", tmp / "cache")
+    train(cfg)
+    rundir.write_overrides(Path(cfg.paths.output_dir), RUN)  # what train.py on the command line keeps
+    report = diagnose(cfg.paths.output_dir, Options(snrs=(10,), retrain="false", occlude=False, probes=False))
+    path = report.parent / "report.html"
+    parsed = Page()
+    parsed.feed(path.read_text())
+    return path, parsed, report
+
+
+def _decode(uri: str) -> tuple[np.ndarray, int]:
+    head, data = uri.split(",", 1)
+    assert head in ("data:audio/ogg;base64", "data:audio/flac;base64"), head
+    return sf.read(io.BytesIO(base64.b64decode(data)))
+
+
+def test_the_page_is_self_contained(page):
+    path, parsed, _ = page
+    links = [a.get("src") or a.get("href") for _, a in parsed.tags if a.get("src") or a.get("href")]
+    assert links and not [x for x in links if re.match(r"(https?:)?//", x) or not x.startswith(("data:", "#"))]
+    images = [a["src"] for t, a in parsed.tags if t == "img"]
+    assert len(images) >= 5 and all(x.startswith("data:image/png;base64,") for x in images)
+    assert path.stat().st_size < 15e6
+
+
+def test_every_clip_decodes_to_the_audio_it_names(page):
+    _, parsed, _ = page
+    clips = [a["src"] for t, a in parsed.tags if t == "audio"]
+    sources = [a["title"] for t, a in parsed.tags if t == "figure"]  # each clip's file, in full
+    assert len(clips) == len(sources) == len(parsed.captions) >= 10
+    checked = 0
+    for uri, source, caption in zip(clips, sources, parsed.captions):
+        clip, rate = _decode(uri)
+        assert rate == HtmlOptions().sample_rate and 0 < len(clip) <= HtmlOptions().clip_s * rate + 1
+        assert caption.startswith(Path(source).name)
+        if "noise" in caption:
+            continue
+        wave, sr = read_audio(source)
+        wave = resample(np.asarray(wave, dtype=np.float32).reshape(-1), sr, rate)[: len(clip)]
+        assert abs(len(wave) - len(clip)) <= rate // 100
+        n = min(len(wave), len(clip))
+        assert np.corrcoef(wave[:n], clip[:n])[0, 1] > 0.9, source  # the named utterance, lossy but the same
+        checked += 1
+    assert checked >= 5
+
+
+def test_the_confusion_cells_open_their_utterances_and_the_advice_is_commands(page):
+    _, parsed, report = page
+    cells = [a["data-cell"] for t, a in parsed.tags if t == "td" and "data-cell" in a]
+    panels = {a["id"] for t, a in parsed.tags if t == "div" and a.get("class") == "panel"}
+    assert cells and set(cells) == panels
+    commands = [c for c in parsed.code if c.startswith("python train.py ")]
+    causes = json.loads((report.parent / "diagnosis.json").read_text())["causes"]
+    assert len(commands) == len([c for c in causes if c["advice"]]) >= 1
+    assert all("split.test=" in c for c in commands)  # the run's own overrides, then the advice
+
+
+def test_html_options_are_checked():
+    with pytest.raises(ValueError, match="html.format='mp3'"):
+        HtmlOptions(format="mp3")
+    assert Options(html={"per_pair": 5}).html.per_pair == 5
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_headless_chromium_draws_every_figure_and_decodes_every_clip(page):
+    path, parsed, _ = page
+    out = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          "--enable-logging=stderr", "--virtual-time-budget=20000", f"{path.as_uri()}?selftest"],
+                         capture_output=True, text=True, timeout=120)
+    result = json.loads(re.search(r'<pre id="selftest">([^<]*)</pre>', out.stdout).group(1))
+    assert result["clips"] == len([t for t, _ in parsed.tags if t == "audio"]) > 0 and result["broken_clips"] == []
+    assert result["images"] >= 5 and result["broken_images"] == 0
+    assert not [line for line in out.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
