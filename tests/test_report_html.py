@@ -125,3 +125,14 @@ def test_headless_chromium_draws_every_figure_and_decodes_every_clip(page):
     assert result["clips"] == len([t for t, _ in parsed.tags if t == "audio"]) > 0 and result["broken_clips"] == []
     assert result["images"] >= 5 and result["broken_images"] == 0
     assert not [line for line in out.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
+
+
+def test_tensorboard_holds_the_ranked_causes_and_the_confused_pairs_to_listen_to(page):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, _, report = page
+    events = EventAccumulator(str(report.parent / "tensorboard"), size_guidance={"audio": 0, "tensors": 0}).Reload()
+    audio, tensors = events.Tags()["audio"], events.Tags()["tensors"]
+    pairs = json.loads((report.parent / "diagnosis.json").read_text())["checks"]["confusions"]["pairs"]
+    assert pairs and len([t for t in audio if t.startswith("confused/")]) >= min(3, pairs[0]["count"])
+    assert any(t.startswith("diagnosis/causes") for t in tensors)  # add_text is stored as a tensor summary

@@ -48,6 +48,8 @@ def diagnose(run: str | Path, options: Options | None = None, checks: list[Check
     if options.verify:
         verify.add_to_report(run_dir, out, ev.measured, checks, options.verify_top)
     html.write(ev, context, out, options.html, run_dir)  # after verify: the page shows its section too
+    if options.html.enabled:
+        html.write_tensorboard(ev, context, out, options.html)
     return report
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import markdown
 import numpy as np
 import soundfile as sf
+from torch.utils.tensorboard import SummaryWriter
 
 from ser import rundir
 from ser.acoustics import mix_at_snr, noise
@@ -90,6 +91,10 @@ class Clips:
             self._done[key] = self._encode(self._wave(row))
         return self._done[key]
 
+    def wave(self, row: Row) -> np.ndarray:
+        """The clip's samples (at ``options.sample_rate``), as encoded."""
+        return self._wave(row)
+
     def _wave(self, row: Row) -> np.ndarray:
         dm = self.context.dm
         if row.fold is not None and (dm.fold is None or dm.fold.name != row.fold):
@@ -148,6 +153,29 @@ def _lists_apart(text: str) -> str:
             out.append("")
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+def write_tensorboard(ev, context, out: Path, options: HtmlOptions) -> None:
+    """The diagnosis's TensorBoard log (``out/tensorboard``) gains the ranked causes under Text and the examples
+    of the most confused pairs and the suspect labels under Audio (the same clips as report.html)."""
+    summary = rundir.read_json(out / "diagnosis.json") or {}
+    clips = Clips(context, options)
+    rows = _test_rows(ev)
+    writer = SummaryWriter(str(out / "tensorboard"))
+    try:
+        causes = [f"{k}. **{c.get('cause', c['id'])}** (UA at stake {c['score']:.3f}): {c.get('evidence', '')}"
+                  for k, c in enumerate(summary.get("causes", []), 1)]
+        writer.add_text("diagnosis/causes", "\n\n".join(causes) or "No cause costs 0.02 UA or more.")
+        for p in (ev.measured.get("confusions") or {}).get("pairs", []):
+            shown = [r for r in rows if r.given == p["true"] and r.predicted == p["predicted"]][: options.per_pair]
+            for k, r in enumerate(shown):
+                writer.add_audio(f"confused/{p['true']}_as_{p['predicted']}/{k}", clips.wave(r)[None],
+                                 sample_rate=options.sample_rate)
+        for k, r in enumerate(_suspect_rows(ev, context, options)):
+            writer.add_audio(f"suspect_labels/{k}_{r.given}_likely_{r.predicted}", clips.wave(r)[None],
+                             sample_rate=options.sample_rate)
+    finally:
+        writer.close()
 
 
 def _test_rows(ev) -> list[Row]:
@@ -237,14 +265,17 @@ def _confusion_map(ev, rows: list[Row], clips: Clips, options: HtmlOptions) -> s
 
 
 def _suspects(ev, context, clips: Clips, options: HtmlOptions) -> str:
-    suspects = (ev.measured.get("label_noise") or {}).get("suspects", [])[: options.suspects]
-    if not suspects:
-        return ""
-    index = {u.path: k for k, u in enumerate(context.dm.corpus.utterances)}
-    shown = [Row(index[s["path"]], None, s["path"], str(s["speaker"]), s["given"], s["likely"])
-             for s in suspects if s["path"] in index]
+    shown = _suspect_rows(ev, context, options)
     players = [_player(r, clips).replace("predicted <b>", "likely <b>") for r in shown]
     return _listen("the suspect labels, most suspect first (training audio)", players)
+
+
+def _suspect_rows(ev, context, options: HtmlOptions) -> list[Row]:
+    """The most suspect training labels (training audio; ``predicted`` holds the likely class)."""
+    suspects = (ev.measured.get("label_noise") or {}).get("suspects", [])[: options.suspects]
+    index = {u.path: k for k, u in enumerate(context.dm.corpus.utterances)}
+    return [Row(index[s["path"]], None, s["path"], str(s["speaker"]), s["given"], s["likely"])
+            for s in suspects if s["path"] in index]
 
 
 def _speakers(ev, rows: list[Row], clips: Clips, options: HtmlOptions) -> str:
