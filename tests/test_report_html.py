@@ -136,3 +136,25 @@ def test_tensorboard_holds_the_ranked_causes_and_the_confused_pairs_to_listen_to
     pairs = json.loads((report.parent / "diagnosis.json").read_text())["checks"]["confusions"]["pairs"]
     assert pairs and len([t for t in audio if t.startswith("confused/")]) >= min(3, pairs[0]["count"])
     assert any(t.startswith("diagnosis/causes") for t in tensors)  # add_text is stored as a tensor summary
+
+
+def test_the_embedding_map_is_coloured_four_ways_with_its_speaker_against_emotion_number(page):
+    _, parsed, report = page
+    m = json.loads((report.parent / "diagnosis.json").read_text())["checks"]["embedding"]
+    assert {"share", "chance", "lift"} <= set(m["emotion"]) and 0 <= m["emotion"]["share"] <= 1
+    assert len(m["map"]["x"]) == len(m["map"]["true"]) == 28  # the fold's test utterances
+    assert "## Embedding" in report.read_text() and (report.parent / "embedding.png").is_file()
+    projector = report.parent / "tensorboard" / "projector_config.pbtxt"
+    assert projector.is_file() and "test_utterances" in projector.read_text()
+
+
+def test_neighbour_purity_tells_an_embedding_that_groups_by_speaker_from_one_that_groups_by_emotion():
+    from ser.diagnose.checks.embedding import _purity, _standardised
+
+    rng = np.random.default_rng(0)
+    speaker, emotion = np.repeat(np.arange(4), 12), np.tile(np.arange(4), 12)
+    by_speaker = _standardised(np.eye(4)[speaker] * 3 + rng.normal(size=(48, 4)))
+    s_share, s_chance = _purity(by_speaker, speaker)
+    e_share, e_chance = _purity(by_speaker, emotion)
+    assert s_share / s_chance > 2.5 > 1.5 > e_share / e_chance  # who speaks, not how they feel
+    assert s_chance == e_chance == pytest.approx(11 / 47)

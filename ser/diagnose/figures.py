@@ -139,3 +139,25 @@ def horizontal_bars(values: dict[str, float], title: str, xlabel: str):
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def embedding_map(x: list[float], y: list[float], colourings: dict[str, list[str]], wrong: list[bool]):
+    """The same 2-D points once per colouring (a panel each, its own legend), errors drawn as crosses."""
+    x, y, wrong = np.asarray(x), np.asarray(y), np.asarray(wrong, bool)
+    fig, axes = plt.subplots(1, len(colourings), figsize=(4.2 * len(colourings), 4.2), squeeze=False)
+    for ax, (title, groups) in zip(axes[0], colourings.items()):
+        groups = np.asarray(groups)
+        names = sorted(set(groups.tolist()))
+        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        for k, name in enumerate(names):
+            at = groups == name
+            colour = cmap(k % cmap.N)
+            ax.scatter(x[at & ~wrong], y[at & ~wrong], s=14, color=colour, label=name)
+            ax.scatter(x[at & wrong], y[at & wrong], s=22, color=colour, marker="x")
+        ax.set_title(f"by {title}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if len(names) <= 12:
+            ax.legend(fontsize=7, loc="best", markerscale=0.8)
+    fig.tight_layout()
+    return fig

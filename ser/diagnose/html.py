@@ -30,6 +30,7 @@ from pathlib import Path
 import markdown
 import numpy as np
 import soundfile as sf
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from ser import rundir
@@ -174,8 +175,21 @@ def write_tensorboard(ev, context, out: Path, options: HtmlOptions) -> None:
         for k, r in enumerate(_suspect_rows(ev, context, options)):
             writer.add_audio(f"suspect_labels/{k}_{r.given}_likely_{r.predicted}", clips.wave(r)[None],
                              sample_rate=options.sample_rate)
+        _projector(writer, ev)
     finally:
         writer.close()
+
+
+def _projector(writer, ev) -> None:
+    """The embedding map's fold under Projector: its test utterances' embeddings with class, prediction, speaker."""
+    mp = (ev.measured.get("embedding") or {}).get("map")
+    if not mp:
+        return
+    k = [f.fold for f in ev.folds].index(mp["fold"])
+    embedded = ev.per_fold("embedding")[k]["embeddings"]
+    meta = [list(row) for row in zip(mp["true"], mp["predicted"], mp["speaker"], mp["corpus"])]
+    writer.add_embedding(torch.as_tensor(embedded), metadata=meta, tag="test_utterances",
+                         metadata_header=["class", "predicted", "speaker", "corpus"])
 
 
 def _test_rows(ev) -> list[Row]:

@@ -9,6 +9,7 @@ from ser.diagnose.checks.confusions import Confusions
 from ser.diagnose.checks.corpus_shift import CorpusShift
 from ser.diagnose.checks.data_size import DataSize
 from ser.diagnose.checks.duration import Duration
+from ser.diagnose.checks.embedding import Embedding
 from ser.diagnose.checks.features import Features
 from ser.diagnose.checks.fitting import Fitting
 from ser.diagnose.checks.imbalance import Imbalance
@@ -20,5 +21,5 @@ from ser.diagnose.checks.speakers import Speakers
 
 def default_checks() -> list[Check]:
     """Every check, in report order."""
-    return [Confusions(), Imbalance(), LabelNoise(), Mismatch(), NoiseSensitivity(), Speakers(), Duration(),
+    return [Confusions(), Imbalance(), LabelNoise(), Mismatch(), NoiseSensitivity(), Speakers(), Embedding(), Duration(),
             Calibration(), Features(), Fitting(), DataSize(), CorpusShift()]
