@@ -24,6 +24,7 @@ import html
 import io
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def write(ev, context, out: Path, options: HtmlOptions, run_dir: Path | None = N
     """``out/report.html`` from ``out/report.md`` (and ``diagnosis.json``), figures and clips inlined."""
     if not options.enabled:
         return None
+    start = time.monotonic()
     summary = rundir.read_json(out / "diagnosis.json") or {}
     rows = _test_rows(ev)
     clips = Clips(context, options)
@@ -139,7 +141,8 @@ def write(ev, context, out: Path, options: HtmlOptions, run_dir: Path | None = N
     path = out / "report.html"
     title = html.escape(str(summary.get("title", "Diagnosis")))
     path.write_text(PAGE.format(title=title, style=STYLE, script=SCRIPT, body=body))
-    log.info("report.html: %.1f MB, %d clips", path.stat().st_size / 1e6, len(clips._done))
+    log.info("report.html: %.1f MB, %d clips, %.1f s", path.stat().st_size / 1e6, len(clips._done),
+             time.monotonic() - start)
     return path
 
 
