@@ -25,7 +25,7 @@ import io
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import markdown
@@ -311,7 +311,7 @@ def _noise(ev, rows: list[Row], clips: Clips, options: HtmlOptions) -> str:
         return ""
     right = [r for r in rows if r.given == r.predicted][: options.noise_examples]
     pairs = [f'<div class="pair">{_player(r, clips, ev.class_names)}'
-             f'{_player(Row(**{**r.__dict__, "predicted": None, "probs": None, "snr_db": options.snr_db}), clips)}'
+             f'{_player(replace(r, predicted=None, probs=None, snr_db=options.snr_db), clips)}'
              "</div>" for r in right]
     return _listen(f"clean and at {options.snr_db:g} dB SNR (white), utterances the model got right", pairs)
 
