@@ -147,6 +147,9 @@ def test_corpus_shift_section_tells_shifted_from_same_conditions(trained_pairs):
         report = diagnose(out, Options(snrs=(), occlude=False, probes=False, retrain="false"))
         evidence[kind] = json.loads((report.parent / "diagnosis.json").read_text())
         assert "## Corpus shift" in report.read_text()
+        page = (report.parent / "report.html").read_text()  # the page of a data=multi run, corpus in its map
+        assert "<h2>Corpus shift</h2>" in page and 'class="clip"' in page
+        assert set(evidence[kind]["checks"]["embedding"]["map"]["corpus"]) <= {"a", "b"}
     shifted, same = evidence["shifted"]["checks"]["corpus_shift"], evidence["same"]["checks"]["corpus_shift"]
     assert shifted["directions"] == ["a -> b"] and shifted["in_domain_from"] == "validation"
     assert shifted["corpus_accuracy"] > 0.9 > same["corpus_accuracy"] + 0.15
