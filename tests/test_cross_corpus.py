@@ -149,8 +149,11 @@ def test_corpus_shift_section_tells_shifted_from_same_conditions(trained_pairs):
         assert "## Corpus shift" in report.read_text()
         page = (report.parent / "report.html").read_text()  # the page of a data=multi run, corpus in its map
         assert "<h2>Corpus shift</h2>" in page and 'class="clip"' in page
-        assert set(evidence[kind]["checks"]["embedding"]["map"]["corpus"]) <= {"a", "b"}
+        embedding = evidence[kind]["checks"]["embedding"]
+        assert set(embedding["map"]["corpus"]) == {"a", "b"} and "corpus_over_emotion" in embedding  # test + reference
     shifted, same = evidence["shifted"]["checks"]["corpus_shift"], evidence["same"]["checks"]["corpus_shift"]
+    assert evidence["shifted"]["checks"]["embedding"]["corpus_over_emotion"] > \
+        evidence["same"]["checks"]["embedding"]["corpus_over_emotion"]  # the shifted corpus gathers apart
     assert shifted["directions"] == ["a -> b"] and shifted["in_domain_from"] == "validation"
     assert shifted["corpus_accuracy"] > 0.9 > same["corpus_accuracy"] + 0.15
     assert shifted["gap"] > same["gap"] + 0.08  # 0.25 against 0.10 when written

@@ -142,10 +142,11 @@ def test_the_embedding_map_is_coloured_four_ways_with_its_speaker_against_emotio
     _, parsed, report = page
     m = json.loads((report.parent / "diagnosis.json").read_text())["checks"]["embedding"]
     assert {"share", "chance", "lift"} <= set(m["emotion"]) and 0 <= m["emotion"]["share"] <= 1
-    assert len(m["map"]["x"]) == len(m["map"]["true"]) == 28  # the fold's test utterances
+    assert sum(m["map"]["test"]) == 28 and len(m["map"]["x"]) == len(m["map"]["true"]) > 28  # test + reference
+    assert "speaker_over_emotion" in m and m["reference"] > 0
     assert "## Embedding" in report.read_text() and (report.parent / "embedding.png").is_file()
     projector = report.parent / "tensorboard" / "projector_config.pbtxt"
-    assert projector.is_file() and "test_utterances" in projector.read_text()
+    assert projector.is_file() and "fold_utterances" in projector.read_text()
 
 
 def test_neighbour_purity_tells_an_embedding_that_groups_by_speaker_from_one_that_groups_by_emotion():
@@ -158,3 +159,25 @@ def test_neighbour_purity_tells_an_embedding_that_groups_by_speaker_from_one_tha
     e_share, e_chance = _purity(by_speaker, emotion)
     assert s_share / s_chance > 2.5 > 1.5 > e_share / e_chance  # who speaks, not how they feel
     assert s_chance == e_chance == pytest.approx(11 / 47)
+
+
+def test_one_test_speaker_among_a_reference_shows_whether_it_gathers_apart():
+    """Leave-one-speaker-out: scored on the test speaker's utterances only, neighbours among the fold's reference."""
+    from ser.diagnose.checks.embedding import _purity, _standardised
+
+    rng = np.random.default_rng(1)
+    emotion = np.tile(np.arange(4), 15)  # 12 test utterances (speaker 0), then 48 reference from speakers 1-4
+    speaker = np.repeat(np.arange(5), 12)
+    queries = np.arange(12)
+    apart = np.eye(4)[emotion] * 2 + rng.normal(size=(60, 4)) * 0.5
+    apart[queries] += 6 * np.eye(4)[0] - 6 * np.eye(4)[1]  # the test speaker's voice moves all its utterances
+    together = np.eye(4)[emotion] * 2 + rng.normal(size=(60, 4)) * 0.5
+    for Z, gathers in ((apart, True), (together, False)):
+        s_share, s_chance = _purity(_standardised(Z), speaker, queries)
+        e_share, e_chance = _purity(_standardised(Z), emotion, queries)
+        assert s_chance == pytest.approx(11 / 59)
+        assert (_strength(s_share, s_chance) > _strength(e_share, e_chance)) == gathers
+
+
+def _strength(share: float, chance: float) -> float:
+    return (share - chance) / (1 - chance)

@@ -141,19 +141,22 @@ def horizontal_bars(values: dict[str, float], title: str, xlabel: str):
     return fig
 
 
-def embedding_map(x: list[float], y: list[float], colourings: dict[str, list[str]], wrong: list[bool]):
-    """The same 2-D points once per colouring (a panel each, its own legend), errors drawn as crosses."""
+def embedding_map(x: list[float], y: list[float], colourings: dict[str, list[str]], wrong: list[bool],
+                  test: list[bool] | None = None):
+    """The same 2-D points once per colouring (a panel each, its own legend), errors drawn as crosses; where ``test``
+    is given, the points outside it (a reference) are drawn small and faint beneath."""
     x, y, wrong = np.asarray(x), np.asarray(y), np.asarray(wrong, bool)
+    test = np.ones(len(x), bool) if test is None else np.asarray(test, bool)
     fig, axes = plt.subplots(1, len(colourings), figsize=(4.2 * len(colourings), 4.2), squeeze=False)
     for ax, (title, groups) in zip(axes[0], colourings.items()):
         groups = np.asarray(groups)
         names = sorted(set(groups.tolist()))
         cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
         for k, name in enumerate(names):
-            at = groups == name
-            colour = cmap(k % cmap.N)
-            ax.scatter(x[at & ~wrong], y[at & ~wrong], s=14, color=colour, label=name)
-            ax.scatter(x[at & wrong], y[at & wrong], s=22, color=colour, marker="x")
+            at, colour = groups == name, cmap(k % cmap.N)
+            ax.scatter(x[at & ~test], y[at & ~test], s=8, color=colour, alpha=0.4, linewidths=0)
+            ax.scatter(x[at & test & ~wrong], y[at & test & ~wrong], s=14, color=colour, label=name)
+            ax.scatter(x[at & test & wrong], y[at & test & wrong], s=22, color=colour, marker="x")
         ax.set_title(f"by {title}")
         ax.set_xticks([])
         ax.set_yticks([])

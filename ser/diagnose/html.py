@@ -184,15 +184,18 @@ def write_tensorboard(ev, context, out: Path, options: HtmlOptions) -> None:
 
 
 def _projector(writer, ev) -> None:
-    """The embedding map's fold under Projector: its test utterances' embeddings with class, prediction, speaker."""
+    """The embedding map's fold under Projector: its test utterances' and reference utterances' embeddings with
+    class, prediction, speaker, corpus and which part (test or reference) each is."""
     mp = (ev.measured.get("embedding") or {}).get("map")
     if not mp:
         return
     k = [f.fold for f in ev.folds].index(mp["fold"])
-    embedded = ev.per_fold("embedding")[k]["embeddings"]
-    meta = [list(row) for row in zip(mp["true"], mp["predicted"], mp["speaker"], mp["corpus"])]
-    writer.add_embedding(torch.as_tensor(embedded), metadata=meta, tag="test_utterances",
-                         metadata_header=["class", "predicted", "speaker", "corpus"])
+    x = ev.per_fold("embedding")[k]
+    embedded = np.concatenate([x["embeddings"]] + ([x["reference"]["embeddings"]] if x.get("reference") else []))
+    part = ["test" if t else "reference" for t in mp.get("test", [True] * len(embedded))]
+    meta = [list(row) for row in zip(mp["true"], mp["predicted"], mp["speaker"], mp["corpus"], part)]
+    writer.add_embedding(torch.as_tensor(embedded), metadata=meta, tag="fold_utterances",
+                         metadata_header=["class", "predicted", "speaker", "corpus", "part"])
 
 
 def _test_rows(ev) -> list[Row]:

@@ -8,6 +8,7 @@ import math
 
 from ser.diagnose import analysis as A
 from ser.diagnose.check import Check
+from ser.diagnose.checks.embedding import grouping
 from ser.diagnose.evidence import Finding
 from ser.models.pipeline import predict
 
@@ -63,7 +64,7 @@ class CorpusShift(Check):
                         f"{m['cross']['ua']:.2f} on {', '.join(m['test_corpora'])}"
                         + (f"; {', '.join(collapsed)} collapse{'s' if len(collapsed) == 1 else ''}" if collapsed else "")
                         + ("" if math.isnan(acc) else f"; a corpus classifier on the embeddings scores {acc:.2f} "
-                           f"(chance {m['corpus_chance']:.2f})"), advice,
+                           f"(chance {m['corpus_chance']:.2f})") + grouping(ev, "corpus"), advice,
                         "features.normalize=corpus is transductive (statistics of the test corpus's unlabelled audio): "
                         "report its UA apart from the run's; without it: more training corpora, channel variety "
                         f"({s.variety})", interval=tuple(m["interval"]) if "interval" in m else None)]

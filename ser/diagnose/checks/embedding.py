@@ -1,15 +1,24 @@
-"""The model's utterance embeddings (what the head reads) of the test utterances: do they group utterances by
-speaker (or corpus) more than by emotion?
+"""The model's utterance embeddings (what the head reads): do test utterances land among their emotion, or among
+their own speaker (or corpus)?
 
-Each fold's model has its own embedding space, so neighbours are looked for within a fold: the share of an
-utterance's ``K`` nearest test neighbours (cosine, each fold's embeddings standardised) that share its speaker,
-its corpus, its emotion, each against the share random neighbours of the fold would give (chance). The lift
-above chance, speaker against emotion, is the number behind the map: an embedding that groups by speaker
-far more than by emotion has learnt who speaks. A fold with one test speaker (leave-one-speaker-out) cannot
-show speaker grouping and is left out of that number. The map is the fold with the most test speakers, in two
-PCA dimensions (``umap-learn`` is not a dependency; PCA keeps distances' large scale honest and is exact),
-coloured four ways: the true class, the predicted class, the speaker, and the corpus (``data=multi``) or
-whether the prediction was right.
+Each fold's model has its own embedding space, so neighbours are looked for within a fold, among the fold's test
+utterances and a reference sample of the utterances it trained and validated on (its validation utterances first,
+then training ones: as many as it tests, at least ``REFERENCE``): for each test utterance, the share of its ``K``
+nearest neighbours (cosine, the fold's embeddings standardised) that share its emotion, its speaker, its corpus,
+each against the share that random neighbours from the same pool would give (chance). Each grouping's strength is
+how far its share goes from chance towards all alike, ``(share - chance) / (1 - chance)`` (0: no grouping, 1: every
+neighbour alike; unlike the lift ``share / chance`` it does not grow with the number of groups, so a two-corpus
+pool and a seven-class one compare). Speaker grouping minus emotion grouping is the number behind the map: test utterances
+that sit beside their own speaker's other utterances rather than beside the same emotion in other voices show an
+embedding that has learnt who speaks. The reference makes the number measurable where a fold tests one speaker
+(leave-one-speaker-out) or one corpus (``split=corpus``: do the held-out corpus's utterances gather apart from the
+training corpora's?). The reference's emotion grouping was fitted
+on (training) or selected on (validation); only test utterances are scored.
+
+The map is the fold with the most test speakers, in two PCA dimensions of test and reference together
+(``umap-learn`` is not a dependency; PCA keeps distances' large scale honest and is exact), coloured four ways: the
+true class, the predicted class, the speaker, and the corpus (where the pool holds several) or whether the
+prediction was right; test utterances drawn full, the reference faint, errors as crosses.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from ser.diagnose.check import Check
 from ser.models.pipeline import predict
 
 K = 5  # neighbours per utterance
+REFERENCE = 200  # at least this many of the fold's validation (then training) utterances, and as many as it tests
 
 
 class Embedding(Check):
@@ -33,51 +43,67 @@ class Embedding(Check):
         got = predict(view.model, dm.loader(fold.test), embeddings=True)
         row = {i: k for k, i in enumerate(view.result.index)}
         order = np.argsort([row[fold.test[i]] for i in got.index])  # the fold result's row order
-        corpus = [dm.corpus.corpus_of(dm.corpus.utterances[fold.test[i]]) for i in got.index]
-        return {"embeddings": got.embeddings.numpy()[order], "corpus": [corpus[k] for k in order]}
+        index = [fold.test[got.index[k]] for k in order]  # ``index``: positions in the loader's list
+        out = {"embeddings": got.embeddings.numpy()[order], "corpus": self._corpora(dm, index)}
+        reference = _reference(fold, max(REFERENCE, len(fold.test)), view.options.seed)
+        if reference:
+            ref = predict(view.model, dm.loader(reference), embeddings=True)
+            at = [reference[i] for i in ref.index]
+            out["reference"] = {"embeddings": ref.embeddings.numpy(), "labels": ref.labels.numpy(),
+                                "preds": ref.logits.argmax(1).numpy(),
+                                "speakers": [str(dm.corpus.utterances[i].speaker) for i in at],
+                                "corpus": self._corpora(dm, at)}
+        return out
+
+    @staticmethod
+    def _corpora(dm, index) -> list[str]:
+        return [dm.corpus.corpus_of(dm.corpus.utterances[i]) for i in index]
 
     def measure(self, ev, run):
-        parts = [(f, x) for f, x in zip(ev.folds, ev.per_fold(self.name)) if x]
+        parts = [(f, _pool(f, x)) for f, x in zip(ev.folds, ev.per_fold(self.name)) if x]
         if not parts:
             return {"skipped": f"no fold with {2 * K} test utterances or more"}
         purity = {"emotion": [], "speaker": [], "corpus": []}
-        for f, x in parts:
-            Z = _standardised(x["embeddings"])
-            groups = {"emotion": f.labels, "speaker": np.array(f.speakers), "corpus": np.array(x["corpus"])}
-            for key, g in groups.items():
+        for _, p in parts:
+            Z, queries = _standardised(p["embeddings"]), np.flatnonzero(p["test"])
+            for key in purity:
+                g = np.asarray(p[key])
                 if len(set(g.tolist())) > 1:
-                    purity[key].append(_purity(Z, g) + (len(g),))
+                    purity[key].append(_purity(Z, g, queries) + (len(queries),))
         m = {key: _pooled(v) for key, v in purity.items() if v}
-        f, x = max(parts, key=lambda p: (len(set(p[0].speakers)), len(p[0].labels)))
-        xy = _pca2(_standardised(x["embeddings"]))
+        m["reference"] = int(sum(len(p["test"]) - int(np.sum(p["test"])) for _, p in parts))
+        f, p = max(parts, key=lambda fp: (len(set(fp[0].speakers)), len(fp[0].labels)))
+        xy = _pca2(_standardised(p["embeddings"]))
+        names = ev.class_names
         m["map"] = {"fold": f.fold, "x": xy[:, 0].round(3).tolist(), "y": xy[:, 1].round(3).tolist(),
-                    "true": [ev.class_names[int(c)] for c in f.labels],
-                    "predicted": [ev.class_names[int(c)] for c in f.probs.argmax(1)],
-                    "speaker": [str(s) for s in f.speakers], "corpus": list(x["corpus"])}
-        if "speaker" in m and "emotion" in m:
-            m["speaker_over_emotion"] = m["speaker"]["lift"] - m["emotion"]["lift"]
-        if "corpus" in m and "emotion" in m:
-            m["corpus_over_emotion"] = m["corpus"]["lift"] - m["emotion"]["lift"]
+                    "true": [names[int(c)] for c in p["emotion"]], "predicted": [names[int(c)] for c in p["predicted"]],
+                    "speaker": list(p["speaker"]), "corpus": list(p["corpus"]), "test": [bool(t) for t in p["test"]]}
+        for other in ("speaker", "corpus"):
+            if other in m and "emotion" in m:
+                m[f"{other}_over_emotion"] = m[other]["strength"] - m["emotion"]["strength"]
         return m
 
     def section(self, m, ev):
         L = ["## Embedding", ""]
         if "skipped" in m:
             return L + [f"Not measured: {m['skipped']}.", ""]
-        L += [f"The model's utterance embeddings (the head's input) of the test utterances: the share of each one's "
-              f"{K} nearest neighbours (within its fold) that share its group, against chance (random neighbours):",
-              "", "| grouped by | neighbours alike | chance | lift |", "|---|---|---|---|"]
-        L += [f"| {key} | {m[key]['share']:.3f} | {m[key]['chance']:.3f} | {m[key]['lift']:.2f}x |"
-              for key in ("emotion", "speaker", "corpus") if key in m]
+        L += [f"The model's utterance embeddings (the head's input): for each test utterance, the share of its {K} "
+              f"nearest neighbours within its fold (among the fold's test utterances and {m['reference']} of its "
+              "validation and training utterances, over all folds) that share its group, against chance (random "
+              "neighbours from the same pool):",
+              "", "| grouped by | neighbours alike | chance | lift | strength |", "|---|---|---|---|---|"]
+        L += [f"| {key} | {m[key]['share']:.3f} | {m[key]['chance']:.3f} | {m[key]['lift']:.2f}x | "
+              f"{m[key]['strength']:.3f} |" for key in ("emotion", "speaker", "corpus") if key in m]
         for other in ("speaker", "corpus"):
             if f"{other}_over_emotion" in m:
                 d = m[f"{other}_over_emotion"]
-                L += ["", f"The embedding groups utterances by {other} {abs(d):.2f}x {'more' if d > 0 else 'less'} above "
-                      "chance than by emotion" + (f": it has learnt which {other} it hears." if d > 0 else ".")]
+                L += ["", f"Strength, (alike - chance) / (1 - chance): the embedding groups test utterances by {other} "
+                      f"{abs(d):.3f} {'more' if d > 0 else 'less'} than by emotion"
+                      + (f": it has learnt which {other} it hears." if d > 0 else ".")]
         if "speaker" not in m:
-            L += ["", "Every fold tests one speaker: speaker grouping is not measurable here."]
-        L += ["", f"The map: fold {m['map']['fold']} (the most test speakers), two PCA dimensions; errors marked x.", "",
-              "![embedding](embedding.png)", ""]
+            L += ["", "Every fold's pool holds one speaker: speaker grouping is not measurable here."]
+        L += ["", f"The map: fold {m['map']['fold']} (the most test speakers), two PCA dimensions; test utterances "
+              "full, the reference faint, errors marked x.", "", "![embedding](embedding.png)", ""]
         return L
 
     def figures(self, m, ev):
@@ -87,10 +113,43 @@ class Embedding(Check):
         wrong = [t != p for t, p in zip(mp["true"], mp["predicted"])]
         fourth = ("corpus", mp["corpus"]) if len(set(mp["corpus"])) > 1 else \
             ("right or wrong", ["wrong" if w else "right" for w in wrong])
-        return {"embedding.png": F.embedding_map(mp["x"], mp["y"], {"true class": mp["true"],
-                                                                    "predicted class": mp["predicted"],
-                                                                    "speaker": mp["speaker"], fourth[0]: fourth[1]},
-                                                 wrong)}
+        colourings = {"true class": mp["true"], "predicted class": mp["predicted"], "speaker": mp["speaker"],
+                      fourth[0]: fourth[1]}
+        return {"embedding.png": F.embedding_map(mp["x"], mp["y"], colourings, wrong, mp.get("test"))}
+
+
+def grouping(ev, other: str) -> str:
+    """Evidence for the speaker-variability and corpus-shift findings: how much more the embedding groups test
+    utterances by ``other`` (``speaker`` or ``corpus``) than by emotion, where it does ('' otherwise)."""
+    d = (ev.measured.get("embedding") or {}).get(f"{other}_over_emotion")
+    if d is None or not d > 0:
+        return ""
+    m = ev.measured["embedding"]
+    return (f"; the embedding gathers test utterances by {other} (strength {m[other]['strength']:.2f}) more than by "
+            f"emotion ({m['emotion']['strength']:.2f})")
+
+
+def _reference(fold, n: int, seed: int) -> list[int]:
+    """Up to ``n`` of the fold's validation utterances, then training ones (seeded draws)."""
+    rng = np.random.default_rng(seed)
+    val = [int(i) for i in rng.permutation(fold.val)[:n]] if fold.val else []
+    rest = n - len(val)
+    train = [int(i) for i in rng.permutation(fold.train)[:rest]] if fold.train and rest > 0 else []
+    return sorted(val + train)
+
+
+def _pool(f, x: dict) -> dict:
+    """A fold's test rows (the fold result's order) then its reference rows: embeddings, groups, test flags."""
+    pool = {"embeddings": x["embeddings"], "emotion": np.asarray(f.labels), "predicted": f.probs.argmax(1),
+            "speaker": [str(s) for s in f.speakers], "corpus": list(x["corpus"]), "test": [True] * len(f.labels)}
+    ref = x.get("reference")
+    if ref:
+        pool = {"embeddings": np.concatenate([pool["embeddings"], ref["embeddings"]]),
+                "emotion": np.concatenate([pool["emotion"], ref["labels"]]),
+                "predicted": np.concatenate([pool["predicted"], ref["preds"]]),
+                "speaker": pool["speaker"] + list(ref["speakers"]), "corpus": pool["corpus"] + list(ref["corpus"]),
+                "test": pool["test"] + [False] * len(ref["labels"])}
+    return pool
 
 
 def _standardised(Z: np.ndarray) -> np.ndarray:
@@ -98,15 +157,17 @@ def _standardised(Z: np.ndarray) -> np.ndarray:
     return Z / (np.linalg.norm(Z, axis=1, keepdims=True) + 1e-8)
 
 
-def _purity(Z: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
-    """(share of each row's K nearest neighbours in its group, the same share for random neighbours)."""
-    sim = Z @ Z.T
-    np.fill_diagonal(sim, -np.inf)
+def _purity(Z: np.ndarray, groups: np.ndarray, queries: np.ndarray | None = None) -> tuple[float, float]:
+    """(share of the ``queries`` rows' K nearest neighbours (among all rows) in their group, the same share for
+    random neighbours); every row is a query by default."""
+    queries = np.arange(len(Z)) if queries is None else np.asarray(queries)
+    sim = Z[queries] @ Z.T
+    sim[np.arange(len(queries)), queries] = -np.inf
     k = min(K, len(Z) - 1)
     near = np.argsort(-sim, axis=1)[:, :k]
-    share = float((groups[near] == groups[:, None]).mean())
+    share = float((groups[near] == groups[queries][:, None]).mean())
     counts = {g: int((groups == g).sum()) for g in set(groups.tolist())}
-    chance = float(np.mean([(counts[g] - 1) / (len(groups) - 1) for g in groups.tolist()]))
+    chance = float(np.mean([(counts[g] - 1) / (len(groups) - 1) for g in groups[queries].tolist()]))
     return share, chance
 
 
@@ -114,7 +175,8 @@ def _pooled(values: list[tuple[float, float, int]]) -> dict:
     w = np.array([n for _, _, n in values], float)
     share, chance = float(np.average([s for s, _, _ in values], weights=w)), \
         float(np.average([c for _, c, _ in values], weights=w))
-    return {"share": share, "chance": chance, "lift": share / chance if chance > 0 else float("nan")}
+    return {"share": share, "chance": chance, "lift": share / chance if chance > 0 else float("nan"),
+            "strength": (share - chance) / (1 - chance) if chance < 1 else float("nan")}
 
 
 def _pca2(Z: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from ser import stats as S
 from ser.diagnose import analysis as A
 from ser.diagnose import figures as F
 from ser.diagnose.check import REPORT_ABOVE, Check
+from ser.diagnose.checks.embedding import grouping
 from ser.diagnose.evidence import Finding
 
 PERMUTATIONS = 200
@@ -55,7 +56,7 @@ class Speakers(Check):
         return [Finding("speaker_variability", "speaker variability", m["excess"],
                         f"UA per test speaker {min(values):.2f}-{max(values):.2f} (lowest: {low}); the speakers below the "
                         f"median lose {m['below_median']:.3f} UA against it, {m['null_mean']:.3f} of which random "
-                        "speaker assignment also shows", [ev.settings.variety],
+                        "speaker assignment also shows" + grouping(ev, "speaker"), [ev.settings.variety],
                         "more training speakers; features.normalize=speaker (transductive: report it separately)",
                         interval=m["interval"], explained_by=("overfitting", "mismatch"))]
 
