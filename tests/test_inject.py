@@ -123,3 +123,16 @@ def test_a_run_records_what_it_injected(make_cfg):
     assert rows and all(r["label"] != r["given"] for r in rows)
     stored = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["config"]
     assert stored["inject"]["label_noise"] == 0.3 and stored["inject"]["test_channel"] == "lowpass4k"
+
+
+def test_the_learning_curve_subset_keeps_every_class_training_sees_under_label_noise(make_cfg):
+    """A class made rare by its given labels, then noisy labels: a quarter of the training data drawn by the true
+    labels could leave no utterance given that class (the class-weighted loss refuses such a fold); drawn by the
+    labels training sees, each keeps at least one."""
+    dm, fold = _fold(make_cfg, "inject.label_noise=0.4", "fold.train_fraction={anger:0.1}")
+    names = dm.corpus.class_names
+    full = {names[dm.targets[i]] for i in dm.fold.train}
+    for subset in (0.1, 0.25):
+        dm.use_fold(fold, subset)
+        assert {names[dm.targets[i]] for i in dm.fold.train} == full
+        assert 0 not in dm.train_class_counts()

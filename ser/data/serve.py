@@ -6,7 +6,7 @@ In order, for one fold: the split guards (no speaker on two sides, no recording 
 (utterances left out of training and validation), ``fold.train_fraction`` (a share of some classes' training
 utterances: controlled imbalance), then the faults injected on purpose (``inject.train_share``, and the
 replaced labels of ``inject.label_noise`` where training and validation see them), then ``subset`` (the
-diagnosis's learning curve: a share of every class's training utterances).
+diagnosis's learning curve: a share of every class's training utterances, classes as training sees them).
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ def serve(utterances: Sequence[Utterance], digests: Sequence[str], class_names: 
     if inject.label_noise > 0:
         changed = _replace_targets(fold, utterances, class_names, given_labels, targets)
     pool = list(fold.train)
-    if subset < 1.0:
-        fold = replace(fold, train=keep_share(fold.train, labels, subset, fold_rng(policy.seed, fold.name, 3)))
+    if subset < 1.0:  # by the labels training sees, so every class it trains on keeps an utterance
+        seen = [class_names[t] for t in targets]
+        fold = replace(fold, train=keep_share(fold.train, seen, subset, fold_rng(policy.seed, fold.name, 3)))
     _warn_missing(fold, labels, class_names)
     return Served(fold, targets, changed, pool)
 
