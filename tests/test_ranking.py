@@ -136,8 +136,8 @@ def test_threshold_settings_reach_every_module_that_reads_them_and_are_restored(
         assert report.EXPLAINS == check.EXPLAINS == 1.0 and label_noise.STRONG_SHARE == 0.25
         weak = _cause("weak_features", 0.3, interval=(0.1, 0.5))
         assert not explains(weak, _cause("underfitting", 0.35, (0.2, 0.5), explained_by=("weak_features",)))
-    assert (report.REPORT_ABOVE, report.EXPLAINS, label_noise.STRONG_SHARE) == (0.02, 0.5, 0.15)
-    assert all(values[0] == {"report_above": 0.02, "explains": 0.5, "fitting_gap": 0.2, "loss_rise": 1.0,
+    assert (report.REPORT_ABOVE, report.EXPLAINS, label_noise.STRONG_SHARE) == (0.02, 0.25, 0.15)
+    assert all(values[0] == {"report_above": 0.02, "explains": 0.25, "fitting_gap": 0.2, "loss_rise": 1.0,
                              "strong_share": 0.15, "cause_share": 0.1, "dominant": 0.2}[name]
                for name, (_, _, values) in GRID.items())  # shipped first
     with patched({"loss_rise": 1.5}):

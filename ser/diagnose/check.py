@@ -26,7 +26,11 @@ if TYPE_CHECKING:  # annotations only: a check receives these, it does not build
     from ser.diagnose.evidence import Evidence, Finding, FoldResult
 
 REPORT_ABOVE = 0.02  # a cause costing less than this UA (2 points) is not listed; set on the fault-injection benchmark
-EXPLAINS = 0.5  # a cause explains a consequence only when it costs at least this share of the consequence's UA
+# A cause explains a consequence only when it costs at least this share of the consequence's UA. Set on the five
+# fault-injection benches (python -m ser.diagnose.thresholds): 0.25 ranks 79 of their 87 injected faults first
+# against 77 for 0.5, and is the value chosen on the other four for four of the five held out; weak features 0.05
+# still do not explain underfitting a probe beats by 0.35.
+EXPLAINS = 0.25
 
 
 class Check:

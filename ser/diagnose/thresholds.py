@@ -37,7 +37,7 @@ GRID = {
     "report_above": (("ser.diagnose.check", "ser.diagnose.report", "ser.diagnose.checks.*"), "REPORT_ABOVE",
                      (0.02, 0.01, 0.03)),
     "explains": (("ser.diagnose.check", "ser.diagnose.report"), "EXPLAINS",
-                 (0.5, 0.25, 1.0)),
+                 (0.25, 0.5, 1.0)),
     "fitting_gap": (("ser.diagnose.checks.fitting",), "GAP", (0.2, 0.15, 0.3)),
     "loss_rise": (("ser.diagnose.checks.fitting",), "LOSS_RISE", (1.0, 0.75, 1.5)),
     "strong_share": (("ser.diagnose.checks.label_noise",), "STRONG_SHARE", (0.15, 0.1, 0.25)),
