@@ -120,10 +120,25 @@ def test_weak_features_explain_underfitting_of_a_converged_model_only(weak, inte
 def test_consequences_of_one_cause_keep_their_own_order_after_it():
     labels = _cause("label_noise", 0.125, interval=(0.08, 0.16))
     data = _cause("too_little_data", 0.105, interval=(0.05, 0.15), explained_by=("label_noise",))
-    weak = _cause("weak_features", 0.042, interval=(-0.01, 0.09), explained_by=("label_noise",))
+    weak = _cause("weak_features", 0.042, interval=(0.01, 0.09), explained_by=("label_noise",))
     other = _cause("speaker_variability", 0.037, interval=(0.01, 0.06))
     assert _ids(rank([weak, other, data, labels])[0]) == ["label_noise", "too_little_data", "weak_features",
                                                           "speaker_variability"]
+
+
+def test_an_explanation_moves_a_consequence_down_never_up():
+    """SAVEE pretrained, label noise + imbalance: too little data (weak: its interval reaches zero) follows label
+    noise, but does not pass speaker variability and imbalance, whose intervals stay above zero."""
+    labels = _cause("label_noise", 0.088, interval=(0.05, 0.12))
+    data = _cause("too_little_data", 0.029, interval=(-0.01, 0.06), explained_by=("label_noise",))
+    speakers = _cause("speaker_variability", 0.062, interval=(0.02, 0.1))
+    imbalance = _cause("imbalance", 0.048, interval=(0.01, 0.08))
+    assert _ids(rank([data, speakers, imbalance, labels])[0]) == ["label_noise", "speaker_variability", "imbalance",
+                                                                  "too_little_data"]
+    # the other side: sure of itself, the consequence goes right after its cause, above smaller causes
+    data = _cause("too_little_data", 0.055, interval=(0.02, 0.09), explained_by=("label_noise",))
+    assert _ids(rank([data, speakers, imbalance, labels])[0]) == ["label_noise", "speaker_variability", "too_little_data",
+                                                                  "imbalance"]
 
 
 def test_threshold_settings_reach_every_module_that_reads_them_and_are_restored():

@@ -37,19 +37,25 @@ def _roots(ordered: list[Finding], causes: list[Finding]) -> list[Finding]:
     return [g for g in ordered if not any(explains(c, g) for c in causes)]
 
 
+def _key(f: Finding) -> tuple[int, float]:
+    """Where a finding ranks on its own: by ``tier``, then by the UA at stake."""
+    return tier(f), -f.score
+
+
 def rank(findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
-    """(causes costing at least ``REPORT_ABOVE`` UA by ``tier`` then by the UA at stake, each consequence right
-    after the causes that explain it (``explains``); risks, largest first)."""
-    causes = sorted((f for f in findings if f.kind == "cause" and f.score >= REPORT_ABOVE),
-                    key=lambda f: (tier(f), -f.score))
+    """(causes costing at least ``REPORT_ABOVE`` UA by ``tier`` then by the UA at stake, each consequence after the
+    causes that explain it (``explains``) and never above what ranks before it on its own: an explanation moves a
+    consequence down, never up (a weak too-little-data after label noise does not pass a strong imbalance);
+    risks, largest first)."""
+    causes = sorted((f for f in findings if f.kind == "cause" and f.score >= REPORT_ABOVE), key=_key)
     ordered = [f for f in causes if not any(explains(c, f) for c in causes)]
     waiting = [f for f in causes if f not in ordered]
     while waiting:  # a consequence goes after the last of its explaining causes placed (chains: labels -> data -> fit)
         f = next((f for f in waiting if any(explains(g, f) for g in ordered)), waiting[0])
         after = [k for k, g in enumerate(ordered) if explains(g, f)]
         at = max(after) + 1 if after else len(ordered)
-        while at < len(ordered) and ordered[at] in causes and ordered[at] not in _roots(ordered, causes):
-            at += 1  # after the consequences placed there before it (they rank higher)
+        while at < len(ordered) and (ordered[at] not in _roots(ordered, causes) or _key(ordered[at]) < _key(f)):
+            at += 1  # after the consequences placed there before it, and after what ranks above it on its own
         ordered.insert(at, f)
         waiting.remove(f)
     risks = sorted((f for f in findings if f.kind != "cause"), key=lambda f: -f.score)
@@ -143,8 +149,9 @@ def markdown(ev: Evidence, checks, causes: list[Finding], risks: list[Finding], 
           "held-out speakers, what a reference feature set or more data adds, ...). Causes overlap, so the numbers do "
           "not add up. The interval is a 90 % bootstrap interval over test utterances: **weak** when it reaches zero. "
           "Causes whose interval stays above zero come first, then those without an interval (sure by their size "
-          "only), then the weak ones; a consequence (overfitting of too little data, say) goes right after its cause "
-          f"when that cause costs at least {100 * EXPLAINS:.0f} % of what the consequence does.",
+          "only), then the weak ones; a consequence (overfitting of too little data, say) goes after its cause "
+          f"when that cause costs at least {100 * EXPLAINS:.0f} % of what the consequence does (never above a cause "
+          "that outranks it on its own).",
           f"- Causes under {REPORT_ABOVE} UA are not listed; each section below says what it measured.",
           "- *Try:* overrides for `python train.py` (the run's own overrides plus these), most promising first.",
           "- **UA**: mean recall over the classes present in the test labels (chance = 1 / classes); **WA**: accuracy.",
