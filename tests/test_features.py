@@ -71,6 +71,20 @@ def test_louder_input_gives_larger_log_mel():
     assert (loud - quiet).mean().item() == pytest.approx(2 * torch.log(torch.tensor(10.0)).item(), abs=0.05)
 
 
+@pytest.mark.parametrize("cls", [LogMel, MFCC])
+def test_level_db_takes_the_recording_level_out_of_the_features(cls):
+    """A speaker recorded 26 dB quieter (SAVEE's KL is 22 dB under the others): as recorded, its quiet bands sink
+    under the log's floor; with level_db, both copies give the same features, padding untouched."""
+    waves, lengths = padded([8000, 5000], scale=0.05)
+    quiet = waves * 0.05
+    as_recorded = cls()
+    assert (as_recorded(waves, lengths)[0] - as_recorded(quiet, lengths)[0]).abs().max() > 1.0
+    levelled = cls(level_db=-26.0)
+    loud_feats, frames = levelled(waves, lengths)
+    torch.testing.assert_close(levelled(quiet, lengths)[0], loud_feats, atol=1e-3, rtol=1e-3)
+    assert (loud_feats[1, :, frames[1]:] == 0).all()
+
+
 def test_bad_options_name_the_key():
     with pytest.raises(ValueError, match="features.normalize"):
         FeatureNorm("global-ish", 4)

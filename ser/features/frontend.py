@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ser.features.rows import Deltas, Prosody, Spectral
-from ser.features.spectrogram import MelSpectrogram, MFCCSpectrogram
+from ser.features.spectrogram import MelSpectrogram, MFCCSpectrogram, set_level
 from ser.nn import length_mask
 
 
@@ -25,12 +25,16 @@ class SpectralFrontend(nn.Module):
         deltas: 0, 1 (+ deltas) or 2 (+ deltas and delta-deltas) of the spectrogram's rows.
         prosody: add F0 (semitones), voicing, log energy and zero-crossing rate rows.
         spectral: add spectral centroid, bandwidth, roll-off and flatness rows.
+        level_db: every utterance's RMS level over its valid samples set to this many dBFS first (``set_level``;
+            the energy row then carries no recording level either); None: as recorded.
     """
 
     cacheable = False  # cheap to compute, and its rows change with wave-level augmentation
 
-    def __init__(self, spectrogram: MelSpectrogram, deltas: int = 0, prosody: bool = False, spectral: bool = False):
+    def __init__(self, spectrogram: MelSpectrogram, deltas: int = 0, prosody: bool = False, spectral: bool = False,
+                 level_db: float | None = None):
         super().__init__()
+        self.level_db = level_db
         if deltas not in (0, 1, 2):
             raise ValueError(f"features.deltas must be 0, 1 or 2, got {deltas}")
         self.spectrogram = spectrogram
@@ -46,6 +50,7 @@ class SpectralFrontend(nn.Module):
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waves (B, T), lengths (B,) in samples -> feats (B, F, T'), frame lengths (B,); padding is 0."""
+        waves = set_level(waves, lengths, self.level_db)
         base, spectral = [], []
         for chunk in self.spectrogram.cpu_chunks(waves):
             power = self.spectrogram.power(chunk)  # (b, K, T'), shared by the base and spectral rows
@@ -96,6 +101,7 @@ class LogMel(SpectralFrontend):
         sample_rate, n_mels, win_ms, hop_ms, n_fft, f_min, f_max: as ``MelSpectrogram`` (16000, 64,
             25 ms, 10 ms, 512, 20 Hz, Nyquist).
         deltas, prosody, spectral: extra rows, as ``SpectralFrontend``.
+        level_db: every utterance's RMS level set to this many dBFS before the spectrogram (None: as recorded).
 
     >>> feats, frames = LogMel()(torch.randn(2, 16000), torch.tensor([16000, 8000]))
     >>> feats.shape, frames.tolist()
@@ -104,9 +110,9 @@ class LogMel(SpectralFrontend):
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 64, win_ms: float = 25.0, hop_ms: float = 10.0,
                  n_fft: int = 512, f_min: float = 20.0, f_max: float | None = None, deltas: int = 0,
-                 prosody: bool = False, spectral: bool = False):
+                 prosody: bool = False, spectral: bool = False, level_db: float | None = None):
         spectrogram = MelSpectrogram(sample_rate, n_mels, win_ms, hop_ms, n_fft, f_min, f_max)
-        super().__init__(spectrogram, deltas, prosody, spectral)
+        super().__init__(spectrogram, deltas, prosody, spectral, level_db)
 
 
 class MFCC(SpectralFrontend):
@@ -120,7 +126,7 @@ class MFCC(SpectralFrontend):
 
     def __init__(self, n_mfcc: int = 40, n_mels: int = 64, sample_rate: int = 16000, win_ms: float = 25.0,
                  hop_ms: float = 10.0, n_fft: int = 512, f_min: float = 20.0, f_max: float | None = None,
-                 deltas: int = 0, prosody: bool = False, spectral: bool = False):
+                 deltas: int = 0, prosody: bool = False, spectral: bool = False, level_db: float | None = None):
         spectrogram = MFCCSpectrogram(n_mfcc, n_mels, sample_rate=sample_rate, win_ms=win_ms, hop_ms=hop_ms,
                                       n_fft=n_fft, f_min=f_min, f_max=f_max)
-        super().__init__(spectrogram, deltas, prosody, spectral)
+        super().__init__(spectrogram, deltas, prosody, spectral, level_db)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ser.features.spectrogram import MelSpectrogram
+from ser.features.spectrogram import MelSpectrogram, set_level
 from ser.features.upstream import Upstream
 from ser.nn import length_mask
 
@@ -94,12 +94,7 @@ class GE2E(Upstream):
 
     def level(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Raise each wave's RMS over its valid samples to ``level_db`` dBFS (``match``: lower louder ones too)."""
-        if self.level_db is None:
-            return waves
-        power = waves.pow(2).sum(-1) / lengths.clamp_min(1)
-        gain = (10 ** (self.level_db / 10) / power.clamp_min(1e-12)).sqrt()
-        gain = gain.clamp_min(1.0) if self.level_mode == "raise" else gain
-        return waves * gain[:, None]
+        return set_level(waves, lengths, self.level_db, self.level_mode)
 
     def hidden_states(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         mel = self.mel(self.level(waves.float(), lengths))  # (B, 40, T') mel power

@@ -22,6 +22,17 @@ def dft_basis(n_fft: int, window: torch.Tensor) -> torch.Tensor:
     return (torch.cat([torch.cos(angle), -torch.sin(angle)]) * window).float()[:, None]
 
 
+
+def set_level(waves: torch.Tensor, lengths: torch.Tensor, level_db: float | None, mode: str = "match") -> torch.Tensor:
+    """Each wave's RMS over its valid samples (padding is 0) set to ``level_db`` dBFS: ``match`` raises quieter and
+    lowers louder ones, ``raise`` only raises; None leaves the waves alone."""
+    if level_db is None:
+        return waves
+    power = waves.pow(2).sum(-1) / lengths.clamp_min(1)
+    gain = (10 ** (level_db / 10) / power.clamp_min(1e-12)).sqrt()
+    gain = gain.clamp_min(1.0) if mode == "raise" else gain
+    return waves * gain[:, None]
+
 class MelSpectrogram(nn.Module):
     """Waves (B, T) -> natural-log mel power (B, n_mels, T') (or the mel power itself, ``log=False``).
 
