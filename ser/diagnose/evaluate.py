@@ -49,11 +49,16 @@ class FoldView:
         if part not in self._predicted:
             indices = getattr(self.fold, part)
             if not indices:
-                self._predicted[part] = (np.zeros(0, int), np.zeros(0, int))
+                self._predicted[part] = (np.zeros(0, int), np.zeros(0, int), [])
             else:
-                probs, labels, _ = predict(self.model, self.dm, indices)
-                self._predicted[part] = (probs.argmax(1), labels)
-        return self._predicted[part]
+                probs, labels, got = predict(self.model, self.dm, indices)
+                self._predicted[part] = (probs.argmax(1), labels, got)
+        return self._predicted[part][:2]
+
+    def order_on(self, part: str) -> list[int]:
+        """The utterance indices ``predictions_on(part)`` answers for, in its order."""
+        self.predictions_on(part)
+        return self._predicted[part][2]
 
     def ua_on(self, part: str) -> float:
         """The model's UA on the fold's ``train`` or ``val`` utterances (``predictions_on``); NaN for an empty part."""

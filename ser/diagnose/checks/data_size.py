@@ -6,7 +6,12 @@ make any recipe hungrier for data: with label noise found, this is ranked as its
 The curve is drawn on the test speakers and on the validation speakers (held out of the training
 speakers, recorded as they were). When the test audio differs from the training audio (the mismatch
 check's evidence), the validation curve is the one judged: on degraded test audio every share of the
-data meets the same mismatch, which flattens the test curve and hides a data shortage beside it."""
+data meets the same mismatch, which flattens the test curve and hides a data shortage beside it.
+
+A curve retrained with the recipe's epochs measures data only when the recipe trains: a from-scratch model
+that fits little of its own training utterances after a few optimizer steps, with fewer batches an epoch
+than epochs, was given too few utterances for its epochs to train it, and every share of them meets the
+same shortage of steps. That is too little data too, with underfitting's UA at stake (``FEW_STEPS``)."""
 
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ import numpy as np
 from ser import stats as S
 from ser.diagnose import figures as F
 from ser.diagnose.check import REPORT_ABOVE, Check
+from ser.diagnose.checks.fitting import Fitting
 from ser.diagnose.checks.mismatch import Mismatch
 from ser.diagnose.evidence import Finding
+from ser.probe import Probe
 
 log = logging.getLogger(__name__)
 SHARES = (0.25, 0.5)
@@ -27,18 +34,26 @@ RISING = -0.02  # 50 % may fall short of 25 % by this much and the curve still c
 # and the recipe's epochs leave it short. Followed on EmoDB with 10 / 25 % of the training data (verify),
 # more epochs to about this many steps won UA where cached noise copies and a smaller head lost it.
 MIN_STEPS = 250
+# Optimizer steps under which a from-scratch encoder that does not fit its own training utterances has simply not
+# trained: with fewer batches an epoch than epochs, the training set is what is short (a recipe's epochs over a
+# few batches), not the epoch budget. Set on the fault-injection benchmarks' from-scratch recipes (a quarter and a
+# tenth of the data: 10 to 40 steps; controls 70 or more; too few epochs: 9 to 13 batches an epoch over 2 or 3
+# epochs): top-1 is the same for any value from 45 to 100 (class imbalance, 50-60 steps, explains the shortage).
+FEW_STEPS = 60
 
 
 class DataSize(Check):
     name, title = "data_size", "Training data"
     causes = ("too_little_data",)
-    requires = (Mismatch,)  # degraded test audio: the curve on the validation speakers is the one judged
+    # degraded test audio: the curve on the validation speakers is the one judged; a model that does not fit its
+    # training utterances after a few steps over a few batches: the data, not the curve, says why
+    requires = (Mismatch, Fitting)
 
     def per_fold(self, view):
         if not view.fold.val:
             return None
         preds, labels = view.predictions_on("val")
-        return {"preds": preds, "labels": labels}
+        return {"preds": preds, "labels": labels, "index": view.order_on("val")}
 
     def measure(self, ev, run):
         refused = run.refuse_retraining(sum(SHARES))
@@ -64,6 +79,8 @@ class DataSize(Check):
             labels = np.concatenate([v["labels"] for v in val[1.0]])
             m["validation"] = _curve(labels, {s: np.concatenate([v["preds"] for v in vs]) for s, vs in val.items()},
                                      ev.C, run.options)
+            if run.options.probes:
+                m["validation"] |= _capacity_on_validation(run, ev, own, labels)
         return m
 
     def judge(self, m, ev):
@@ -73,7 +90,8 @@ class DataSize(Check):
         on_val = bool(mismatch.get("differs")) and mismatch.get("gap", 0.0) >= REPORT_ABOVE and "validation" in m
         where = " on the validation speakers (the test audio differs from training)" if on_val else ""
         m = m["validation"] | {"n_train": m.get("n_train", 0)} if on_val else m
-        if not m["rising"] or m["gain"] < REPORT_ABOVE:
+        short = _too_few_steps(m, ev, where)
+        if (not m["rising"] or m["gain"] < REPORT_ABOVE) and not short:
             return []
         u, s = m["ua"], ev.settings
         advice = [] if s.pretrained else ["experiment=pretrained"]
@@ -82,11 +100,21 @@ class DataSize(Check):
             advice.append(f"trainer.max_epochs={int(5 * np.ceil(MIN_STEPS / steps / 5))}")  # the head's steps, not data
         elif not s.pretrained:
             advice.append("augment=full")
-        return [Finding("too_little_data", "too little data", m["gain"],
-                        f"UA {u['0.25']:.2f} / {u['0.5']:.2f} / {u['1.0']:.2f}{where} with 25 / 50 / 100 % of the "
-                        "training utterances: still rising, so more data should pay", advice,
-                        "more training utterances or speakers", interval=m["interval"],
-                        explained_by=("label_noise",))]  # noisy labels make a recipe hungry for data
+        curve = (f"UA {u['0.25']:.2f} / {u['0.5']:.2f} / {u['1.0']:.2f}{where} with 25 / 50 / 100 % of the "
+                 "training utterances")
+        score, interval, note = m["gain"], m["interval"], "more training utterances or speakers"
+        if short and short["score"] > score:
+            # what the evidence shows is short is steps: train by them until more data comes
+            score, interval = short["score"], short["interval"]
+            evidence = short["evidence"] + f" ({curve})"
+            note = (f"about {2 * FEW_STEPS} optimizer steps over the data there is; then {note}, or a pretrained "
+                    "upstream (experiment=pretrained)")
+            advice = [f"trainer.max_epochs={short['epochs']}"]
+        else:
+            evidence = curve + ": still rising, so more data should pay"
+        return [Finding("too_little_data", "too little data", score, evidence, advice, note, interval=interval,
+                        # noisy labels make a recipe hungry for data; rare classes are the data a recipe lacks
+                        explained_by=("label_noise", "imbalance"))]
 
     def section(self, m, ev):
         L = ["## Training data", ""]
@@ -102,6 +130,11 @@ class DataSize(Check):
                 trend = "still rising." if c["rising"] else "levelled off."
                 L += ["", f"On the {name} speakers the last doubling (50 -> 100 %) won {c['gain']:+.3f} UA (90 % "
                       f"interval {c['interval'][0]:+.3f} to {c['interval'][1]:+.3f}): {trend}"]
+        val = m.get("validation") or {}
+        if "capacity" in val:
+            L += ["", f"On the validation speakers a linear probe on the run's own features, trained on the same "
+                  f"training utterances, scores UA {val['probe_ua']:.3f} against the model's {val['ua']['1.0']:.3f} "
+                  f"({val['capacity']:+.3f}; read when the test audio differs from training)."]
         L += ["", "![learning curve](learning_curve.png)", ""]
         return L
 
@@ -114,6 +147,50 @@ class DataSize(Check):
                                               "share of the training utterances", "UA", logx=True,
                                               ticks=[f"{s:.0f} %" for s in shares], label="test speakers",
                                               others={"validation speakers": list(val.values())} if val else None)}
+
+
+def _capacity_on_validation(run, ev, own: list[dict], labels: np.ndarray) -> dict:
+    """A linear probe on the run's own features, trained on each fold's training utterances, against the model on
+    the fold's validation speakers (recorded as the training audio was): what the features hold that the model
+    does not reach, where the test audio cannot say (it differs from training)."""
+    if any("index" not in v for v in own) or run.matrix("own") is None:
+        return {}
+    preds = []
+    for f, v in zip(ev.folds, own):
+        fold = run.use(f.fold)
+        X, y = run.fold_matrix("own"), np.array(run.dm.targets)
+        preds.append(Probe(X[fold.train], y[fold.train], ev.C).predict_proba(X[v["index"]]).argmax(1))
+    probe, model = np.concatenate(preds), np.concatenate([v["preds"] for v in own])
+    return {"probe_ua": S.ua(labels, probe, ev.C), "capacity": S.ua(labels, probe, ev.C) - S.ua(labels, model, ev.C),
+            "capacity_interval": S.bootstrap_interval(
+                lambda ix: S.ua(labels[ix], probe[ix], ev.C) - S.ua(labels[ix], model[ix], ev.C), len(labels),
+                run.options.bootstrap, run.options.seed)}
+
+
+def _too_few_steps(m: dict, ev, where: str) -> dict | None:
+    """A from-scratch model that does not fit its own training utterances (the fitting check's underfitting)
+    after under ``FEW_STEPS`` optimizer steps, with fewer batches an epoch than epochs: the training set is too
+    small for the recipe to train at all. The UA at stake is underfitting's (the probe's lead on the same
+    features; on the validation speakers, ``where`` says, when the test audio differs from training); None
+    otherwise."""
+    s, fit, n_train = ev.settings, ev.of(Fitting), m.get("n_train", 0)
+    epochs = fit.get("epochs") or s.max_epochs
+    if s.pretrained or not (n_train and s.batch_size and epochs):
+        return None
+    batches = int(np.ceil(n_train / s.batch_size))
+    if where and "capacity" not in m:  # the test audio differs, and nothing was measured where it does not
+        return None
+    at_stake = fit | {k: m[k] for k in ("capacity", "capacity_interval") if where}
+    score = Fitting.underfit(at_stake, ev)
+    if score is None or score < REPORT_ABOVE or batches * epochs >= FEW_STEPS or batches >= epochs:
+        return None
+    return {"score": score, "interval": at_stake.get("capacity_interval"),
+            "epochs": int(5 * np.ceil(2 * FEW_STEPS / batches / 5)),
+            "evidence": f"{n_train:.0f} training utterances a fold are {batches} batch{'es' if batches > 1 else ''} of "
+                        f"{s.batch_size}: {epochs} epochs made {batches * epochs} optimizer steps, and the model fits "
+                        f"only UA {fit['train_ua_eval']:.2f} of its own training speakers; a linear probe on the same "
+                        f"features reaches {score:+.2f} more"
+                        + (" on the validation speakers, recorded as the training audio was" if where else "")}
 
 
 def _curve(labels: np.ndarray, preds: dict[float, np.ndarray], C: int, options) -> dict:

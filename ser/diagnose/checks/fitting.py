@@ -84,9 +84,7 @@ class Fitting(Check):
                                    + (f"; a linear probe on the same features reaches {score:+.2f} more" if probe else ""),
                                    _overfit_advice(ev), interval=m.get("capacity_interval") if probe else None,
                                    explained_by=("too_little_data", "imbalance", "label_noise")))
-        elif m["train_ua_eval"] < FITS and m["gap"] <= GAP and not self._memorising(m) \
-                and not self._features_explain(m, ev):
-            score = m["capacity"] if probe else FITS - m["train_ua_eval"]
+        elif (score := self.underfit(m, ev)) is not None:
             after = f" after {m['epochs']} epochs" if "epochs" in m else ""
             if score >= REPORT_ABOVE:
                 out.append(Finding("underfitting", "underfitting", score,
@@ -97,6 +95,16 @@ class Fitting(Check):
                                    # contradict each other, a few steps over little data all keep it low
                                    explained_by=("weak_features", "imbalance", "label_noise", "too_little_data")))
         return out
+
+    @classmethod
+    def underfit(cls, m: dict, ev) -> float | None:
+        """The UA at stake when the model does not fit its own training utterances (and neither memorising nor
+        weak features account for it): the probe's lead on the same features, or without probes the training
+        UA's shortfall; None when it fits."""
+        if "gap" not in m or m["train_ua_eval"] >= FITS or m["gap"] > GAP or cls._memorising(m) \
+                or cls._features_explain(m, ev):
+            return None
+        return m["capacity"] if "capacity" in m else FITS - m["train_ua_eval"]
 
     @staticmethod
     def _memorising(m) -> bool:
