@@ -171,15 +171,16 @@ def test_manifest_with_relative_paths_and_split_column(make_cfg, tmp_path):
     (tmp_path / "audio").mkdir()
     rows = ["path,label,speaker,split"]
     for i, (label, speaker, part) in enumerate(
-        [("angry", "a", "train"), ("sad", "a", "train"), ("angry", "b", "val"), ("sad", "b", "val"),
-         ("angry", "c", "test"), ("sad", "c", "test")]
+        [("angry", "a", "train"), ("sad", "a", "train"), ("afraid", "a", "train"), ("angry", "b", "val"),
+         ("sad", "b", "val"), ("angry", "c", "test"), ("sad", "c", "test")]
     ):
         sf.write(tmp_path / "audio" / f"{i}.wav", tone(16000), 16000)
         rows.append(f"audio/{i}.wav,{label},{speaker},{part}")
     (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
     dm = build_datamodule(make_cfg("data=manifest", f"data.root={tmp_path}"))
     dm.load()
-    assert dm.corpus.class_names == ["sadness", "anger"] and len(dm.corpus.utterances) == 6
+    # a manifest's own spellings (angry, sad, afraid) become the canonical names other corpora use
+    assert dm.corpus.class_names == ["sadness", "anger", "fear"] and len(dm.corpus.utterances) == 7
     (fold,) = instantiate(make_cfg("split=predefined").split).folds(dm.corpus.utterances)
     assert [dm.corpus.utterances[i].speaker for i in fold.test] == ["c", "c"]
 

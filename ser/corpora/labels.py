@@ -35,6 +35,8 @@ ALIASES = {
     "angry": "anger",
     "ang": "anger",
     "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
     "fea": "fear",
     "disgusted": "disgust",
     "dis": "disgust",
@@ -47,8 +49,8 @@ ALIASES = {
 def canonical(label: str) -> str:
     """Map a spelling to its canonical name; unknown names are returned lower-cased.
 
-    >>> canonical("Angry"), canonical("bored"), canonical("frustration")
-    ('anger', 'boredom', 'frustration')
+    >>> canonical("Angry"), canonical("bored"), canonical("afraid"), canonical("frustration")
+    ('anger', 'boredom', 'fear', 'frustration')
     """
     name = str(label).strip().lower()
     return ALIASES.get(name, name)
