@@ -43,6 +43,16 @@ def test_encoder_padding_does_not_change_a_clip(make_cfg, name):
     torch.testing.assert_close(batch, alone, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("rows", [2, 4, 5])
+@pytest.mark.parametrize("name", MODELS)
+def test_every_encoder_takes_a_few_feature_rows(make_cfg, name, rows):
+    """4 MFCCs (the weak-features study) under the conv encoders' shipped depth: F stops halving at one row."""
+    depth = ["model.depth=3"] if name.startswith("cnn") else []  # the CNN's own; cnn_lstm ships 2
+    encoder = instantiate(make_cfg(f"model={name}", *depth).model, in_features=rows)
+    emb = encoder(torch.randn(2, rows, 90), torch.tensor([90, 40]))
+    assert emb.shape == (2, encoder.out_dim) and torch.isfinite(emb).all()
+
+
 @pytest.mark.parametrize("features", FEATURES)
 @pytest.mark.parametrize("name", MODELS)
 def test_whole_model_on_waves_is_padding_invariant(make_cfg, name, features, tiny_ssl):

@@ -34,13 +34,21 @@ class ConvBlock(nn.Module):
         return x * length_mask(lengths, x.shape[-1])[:, None, None, :], lengths
 
 
-def conv_stack(depth: int, channels: int, max_channels: int, time_pools: int, dropout: float) -> nn.ModuleList:
-    """``depth`` blocks, channels doubling up to ``max_channels``; the first ``time_pools`` halve T."""
+def conv_stack(depth: int, channels: int, max_channels: int, time_pools: int, dropout: float,
+               in_features: int) -> nn.ModuleList:
+    """``depth`` blocks over ``in_features`` rows, channels doubling up to ``max_channels``; each halves F while two
+    rows are left (4 MFCCs under 3 blocks: 4 -> 2 -> 1 -> 1), the first ``time_pools`` halve T."""
     widths = [min(channels * 2**i, max_channels) for i in range(depth)]
+    pools = [2 if in_features // 2**i >= 2 else 1 for i in range(depth)]
     return nn.ModuleList(
-        ConvBlock(c_in, c_out, 2, 2 if i < time_pools else 1, dropout)
-        for i, (c_in, c_out) in enumerate(zip([1] + widths[:-1], widths))
+        ConvBlock(c_in, c_out, pool_f, 2 if i < time_pools else 1, dropout)
+        for i, (c_in, c_out, pool_f) in enumerate(zip([1] + widths[:-1], widths, pools))
     )
+
+
+def rows_after(in_features: int, depth: int) -> int:
+    """Feature rows left after ``conv_stack``'s ``depth`` blocks."""
+    return max(in_features // 2**depth, 1)
 
 
 class CNNEncoder(nn.Module):
@@ -48,7 +56,7 @@ class CNNEncoder(nn.Module):
 
     Args:
         in_features: F, the frontend's feature rows.
-        depth: conv blocks (3); each halves F and T.
+        depth: conv blocks (3); each halves T, and F while two rows are left.
         channels: channels of the first block, doubled per block (16).
         max_channels: channel cap (128).
         dropout: spatial dropout after each block (0.1).
@@ -65,9 +73,7 @@ class CNNEncoder(nn.Module):
         pooling: Callable[[int], nn.Module] = StatsPool,
     ):
         super().__init__()
-        if in_features < 2**depth:
-            raise ValueError(f"model.depth={depth} halves {in_features} feature rows below 1; use a smaller depth")
-        self.blocks = conv_stack(depth, channels, max_channels, depth, dropout)
+        self.blocks = conv_stack(depth, channels, max_channels, depth, dropout, in_features)
         width = min(channels * 2 ** (depth - 1), max_channels)
         self.pool = pooling(width)
         self.out_dim = self.pool.out_dim

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ser.models.encoders.cnn import conv_stack
+from ser.models.encoders.cnn import conv_stack, rows_after
 from ser.models.encoders.lstm import run_lstm
 from ser.models.pooling import AttentiveStatsPool
 
@@ -15,7 +15,7 @@ from ser.models.pooling import AttentiveStatsPool
 class CNNLSTMEncoder(nn.Module):
     """Args:
     in_features: F, the frontend's feature rows.
-    depth: conv blocks (2); each halves F.
+    depth: conv blocks (2); each halves F while two rows are left.
     channels: channels of the first block, doubled per block (16).
     max_channels: channel cap (32).
     time_pools: how many of the first blocks also halve T (2), so the LSTM reads fewer steps.
@@ -38,12 +38,10 @@ class CNNLSTMEncoder(nn.Module):
         pooling: Callable[[int], nn.Module] = AttentiveStatsPool,
     ):
         super().__init__()
-        if in_features < 2**depth:
-            raise ValueError(f"model.depth={depth} halves {in_features} feature rows below 1; use a smaller depth")
-        self.blocks = conv_stack(depth, channels, max_channels, time_pools, dropout)
+        self.blocks = conv_stack(depth, channels, max_channels, time_pools, dropout, in_features)
         width = min(channels * 2 ** (depth - 1), max_channels)
         self.lstm = nn.LSTM(
-            width * (in_features // 2**depth),
+            width * rows_after(in_features, depth),
             hidden,
             num_layers=lstm_layers,
             batch_first=True,
