@@ -329,3 +329,26 @@ def test_the_validation_probe_is_paired_with_the_models_predictions_in_their_ord
     own = [{"index": val, "preds": np.zeros(6, int), "labels": y[val]}]  # a model that calls everything class 0
     m = _capacity_on_validation(run, NS(folds=[NS(fold="k0")], C=2), own, y[val])
     assert m["probe_ua"] == 1.0 and m["capacity"] == 0.5 and m["capacity_interval"][0] > 0
+
+
+def test_features_compared_on_mismatched_test_audio_follow_the_mismatch_whatever_it_costs():
+    """Quiet test audio (-20 dB) under a CNN near chance: the model loses 0.034 UA to it, a probe on its log-mel
+    0.15 more than one on eGeMAPS (level-normalised). Compared on that audio the features are judged for robustness,
+    so the mismatch, however small, goes first; with other causes the size rule (``EXPLAINS``) still holds."""
+    from ser.diagnose.checks.features import Features
+
+    class Ev(_Ev):
+        ua = 0.29
+        settings = RunSettings(spectral_frontend=True)
+
+    m = {"weak": 0.153, "weak_interval": (0.116, 0.191), "reference": "egemaps", "occlusion": {},
+         "probe_ua": {"own": 0.20, "egemaps": 0.353}, "described": {"own": "own", "egemaps": "eGeMAPS"}}
+    (weak,) = Features().judge(m, Ev())
+    mismatch = _cause("mismatch", 0.034, interval=(0.011, 0.056))
+    assert 0.034 < EXPLAINS * 0.153 and explains(mismatch, weak)
+    assert _ids(rank([weak, mismatch])[0]) == ["mismatch", "weak_features"]
+    # the other side: label noise as small is no explanation (the probes compared content on the test audio)
+    labels = _cause("label_noise", 0.034, interval=(0.011, 0.056))
+    assert not explains(labels, weak) and _ids(rank([weak, labels])[0]) == ["weak_features", "label_noise"]
+    # and a mismatch the evidence is unsure of explains nothing
+    assert not explains(_cause("mismatch", 0.034, interval=(-0.01, 0.07)), weak)

@@ -97,7 +97,9 @@ class Finding:
     for ``train.py``, one coherent change applied together (verify=true follows them as a whole; alternatives go in
     ``note``); ``note``: what no override expresses. ``explained_by``:
     causes that, when also found, produce this one (a flexible model overfits too little data, the
-    rare classes, noisy labels): it is then ranked after them, as their consequence.
+    rare classes, noisy labels): it is then ranked after them, as their consequence. ``measured_through``: those of
+    them that the measurement itself passed through (features compared on test audio that differs from training
+    compare robustness, not content): found sure, they explain it whatever their size.
     """
 
     id: str
@@ -109,6 +111,7 @@ class Finding:
     interval: tuple[float, float] | None = None
     kind: str = "cause"
     explained_by: tuple[str, ...] = ()
+    measured_through: tuple[str, ...] = ()
 
     @property
     def sure(self) -> str:
@@ -124,6 +127,8 @@ class Finding:
             out["interval"] = [round(float(x), 4) for x in self.interval]
         if self.explained_by:
             out["explained_by"] = list(self.explained_by)
+        if self.measured_through:
+            out["measured_through"] = list(self.measured_through)
         return out
 
     def try_text(self) -> str:

@@ -27,9 +27,10 @@ def tier(f: Finding) -> int:
 def explains(cause: Finding, consequence: Finding) -> bool:
     """``cause`` explains ``consequence``: the consequence names it (``explained_by``), the evidence is sure of it,
     and it is large enough to account for the consequence (underfitting that a probe on the same features beats
-    by 0.35 is not explained by features 0.05 weaker than a reference)."""
+    by 0.35 is not explained by features 0.05 weaker than a reference), or the consequence was measured through it
+    (``measured_through``: whatever its size, the measurement cannot tell the two apart)."""
     return (cause.id in consequence.explained_by and cause.sure == "strong"
-            and cause.score >= EXPLAINS * consequence.score)
+            and (cause.score >= EXPLAINS * consequence.score or cause.id in consequence.measured_through))
 
 
 def _roots(ordered: list[Finding], causes: list[Finding]) -> list[Finding]:
@@ -150,8 +151,9 @@ def markdown(ev: Evidence, checks, causes: list[Finding], risks: list[Finding], 
           "not add up. The interval is a 90 % bootstrap interval over test utterances: **weak** when it reaches zero. "
           "Causes whose interval stays above zero come first, then those without an interval (sure by their size "
           "only), then the weak ones; a consequence (overfitting of too little data, say) goes after its cause "
-          f"when that cause costs at least {100 * EXPLAINS:.0f} % of what the consequence does (never above a cause "
-          "that outranks it on its own).",
+          f"when that cause costs at least {100 * EXPLAINS:.0f} % of what the consequence does, or whatever it costs "
+          "when the consequence was measured through it (features compared on test audio that differs from "
+          "training); never above a cause that outranks it on its own.",
           f"- Causes under {REPORT_ABOVE} UA are not listed; each section below says what it measured.",
           "- *Try:* overrides for `python train.py` (the run's own overrides plus these), most promising first.",
           "- **UA**: mean recall over the classes present in the test labels (chance = 1 / classes); **WA**: accuracy.",
