@@ -352,3 +352,24 @@ def test_features_compared_on_mismatched_test_audio_follow_the_mismatch_whatever
     assert not explains(labels, weak) and _ids(rank([weak, labels])[0]) == ["weak_features", "label_noise"]
     # and a mismatch the evidence is unsure of explains nothing
     assert not explains(_cause("mismatch", 0.034, interval=(-0.01, 0.07)), weak)
+
+
+def test_over_short_epochs_a_rising_learning_curve_does_not_explain_underfitting():
+    """The synthetic LSTM trained 3 epochs: 397 utterances a fold are 13 batches, 39 optimizer steps. Its learning curve,
+    retrained with the same 3 epochs on 25 and 50 % of the data, makes fewer steps at every share, so its rise
+    (0.111) measures steps as much as data and must not push the underfitting (a probe 0.383 ahead) after it."""
+
+    class Ev(_StepsEv):
+        def __init__(self, n_train, epochs):
+            super().__init__(_underfit(capacity=0.383, epochs=epochs), epochs=epochs)
+            self.measured = {"data_size": {"n_train": n_train}}
+
+    data = _cause("too_little_data", 0.111, interval=(0.06, 0.16))
+    (short,) = Fitting().judge(_underfit(capacity=0.383, epochs=3), Ev(397.0, 3))
+    assert "too_little_data" not in short.explained_by
+    assert _ids(rank([data, short])[0]) == ["underfitting", "too_little_data"]
+    # the other sides: the same rise explains underfitting over enough steps (13 batches over 10 epochs), and over a
+    # few batches an epoch (3 batches over 10 epochs: the data is what is short, the steps rule's case)
+    for n_train, epochs in ((397.0, 10), (71.0, 10)):
+        (f,) = Fitting().judge(_underfit(capacity=0.383, epochs=epochs), Ev(n_train, epochs))
+        assert "too_little_data" in f.explained_by and _ids(rank([data, f])[0]) == ["too_little_data", "underfitting"]

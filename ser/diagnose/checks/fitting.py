@@ -92,8 +92,10 @@ class Fitting(Check):
                                    + (f"; a linear probe on the same features reaches {score:+.2f} more" if probe else ""),
                                    _underfit_advice(ev, m), interval=m.get("capacity_interval") if probe else None,
                                    # the training UA is a mean recall: rare classes never learnt, labels that
-                                   # contradict each other, a few steps over little data all keep it low
-                                   explained_by=("weak_features", "imbalance", "label_noise", "too_little_data")))
+                                   # contradict each other, a few steps over little data all keep it low; over
+                                   # short epochs a learning curve rises on its steps, not its data
+                                   explained_by=("weak_features", "imbalance", "label_noise")
+                                   + (() if self._short_epochs(m, ev) else ("too_little_data",))))
         return out
 
     @classmethod
@@ -105,6 +107,21 @@ class Fitting(Check):
                 or cls._features_explain(m, ev):
             return None
         return m["capacity"] if "capacity" in m else FITS - m["train_ua_eval"]
+
+    @staticmethod
+    def _short_epochs(m, ev) -> bool:
+        """A from-scratch run of fewer than ``FEW_STEPS`` optimizer steps with at least as many batches an epoch as
+        epochs: the epochs are what is short, and the learning curve, retrained with the same epochs on less data,
+        makes fewer steps at every share; its rise then measures steps as much as data (the mirror of
+        ``data_size._too_few_steps``), so too little data does not explain the underfitting."""
+        from ser.diagnose.checks import data_size  # it requires this check; FEW_STEPS read at call time (thresholds)
+
+        s, n_train = ev.settings, (ev.measured.get("data_size") or {}).get("n_train", 0)
+        epochs = m.get("epochs") or s.max_epochs
+        if s.pretrained or not (n_train and s.batch_size and epochs):
+            return False
+        batches = int(math.ceil(n_train / s.batch_size))
+        return batches * epochs < data_size.FEW_STEPS and batches >= epochs
 
     @staticmethod
     def _memorising(m) -> bool:
