@@ -43,7 +43,7 @@ GRID = {
     "strong_share": (("ser.diagnose.checks.label_noise",), "STRONG_SHARE", (0.15, 0.1, 0.25)),
     "cause_share": (("ser.diagnose.checks.label_noise",), "CAUSE_SHARE", (0.1, 0.05, 0.15)),
     "dominant": (("ser.diagnose.checks.confusions",), "DOMINANT", (0.2, 0.3)),
-    "few_steps": (("ser.diagnose.checks.data_size",), "FEW_STEPS", (60, 30, 100)),
+    "few_steps": (("ser.diagnose.checks.fitting", "ser.diagnose.checks.data_size"), "FEW_STEPS", (60, 30, 100)),
 }
 FALSE_ALARM = 0.05  # what one false alarm on a control costs against top-1 when setting the thresholds
 

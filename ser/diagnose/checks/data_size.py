@@ -22,7 +22,7 @@ import numpy as np
 from ser import stats as S
 from ser.diagnose import figures as F
 from ser.diagnose.check import REPORT_ABOVE, Check
-from ser.diagnose.checks.fitting import Fitting
+from ser.diagnose.checks.fitting import FEW_STEPS, Fitting
 from ser.diagnose.checks.mismatch import Mismatch
 from ser.diagnose.evidence import Finding
 from ser.probe import Probe
@@ -34,12 +34,6 @@ RISING = -0.02  # 50 % may fall short of 25 % by this much and the curve still c
 # and the recipe's epochs leave it short. Followed on EmoDB with 10 / 25 % of the training data (verify),
 # more epochs to about this many steps won UA where cached noise copies and a smaller head lost it.
 MIN_STEPS = 250
-# Optimizer steps under which a from-scratch encoder that does not fit its own training utterances has simply not
-# trained: with fewer batches an epoch than epochs, the training set is what is short (a recipe's epochs over a
-# few batches), not the epoch budget. Set on the fault-injection benchmarks' from-scratch recipes (a quarter and a
-# tenth of the data: 10 to 40 steps; controls 70 or more; too few epochs: 9 to 13 batches an epoch over 2 or 3
-# epochs): top-1 is the same for any value from 45 to 100 (class imbalance, 50-60 steps, explains the shortage).
-FEW_STEPS = 60
 
 
 class DataSize(Check):

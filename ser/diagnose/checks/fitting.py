@@ -24,6 +24,12 @@ GAP = 0.2  # a fitting gap above this is memorising, not learning (set on the fa
 # on the benchmarks the injected overfitting rose 1.3-3.9 nats in every fold, nothing else above 0.97 in every fold.
 LOSS_RISE = 1.0
 LATE_DROP = 0.1
+# Optimizer steps under which a from-scratch encoder that does not fit its own training utterances has simply not
+# trained: with fewer batches an epoch than epochs, the training set is what is short (a recipe's epochs over a
+# few batches), not the epoch budget. Set on the fault-injection benchmarks' from-scratch recipes (a quarter and a
+# tenth of the data: 10 to 40 steps; controls 70 or more; too few epochs: 9 to 13 batches an epoch over 2 or 3
+# epochs): top-1 is the same for any value from 45 to 100 (class imbalance, 50-60 steps, explains the shortage).
+FEW_STEPS = 60
 
 
 class Fitting(Check):
@@ -114,14 +120,12 @@ class Fitting(Check):
         epochs: the epochs are what is short, and the learning curve, retrained with the same epochs on less data,
         makes fewer steps at every share; its rise then measures steps as much as data (the mirror of
         ``data_size._too_few_steps``), so too little data does not explain the underfitting."""
-        from ser.diagnose.checks import data_size  # it requires this check; FEW_STEPS read at call time (thresholds)
-
         s, n_train = ev.settings, (ev.measured.get("data_size") or {}).get("n_train", 0)
         epochs = m.get("epochs") or s.max_epochs
         if s.pretrained or not (n_train and s.batch_size and epochs):
             return False
         batches = int(math.ceil(n_train / s.batch_size))
-        return batches * epochs < data_size.FEW_STEPS and batches >= epochs
+        return batches * epochs < FEW_STEPS and batches >= epochs
 
     @staticmethod
     def _memorising(m) -> bool:
