@@ -115,7 +115,8 @@ def test_html_options_are_checked():
 
 
 def _chromium_selftest(path: Path) -> dict:
-    from experiments.report_html.screenshot import selftest  # the screenshot script's own check, asked again once
+    from experiments.report_html.screenshot import selftest  # the screenshot script's own check, waited for
+
 
     return selftest("chromium", path.as_uri())
 
@@ -126,11 +127,13 @@ def test_headless_chromium_draws_every_figure_and_decodes_every_clip(page, tmp_p
     result = _chromium_selftest(path)
     assert result["clips"] == len([t for t, _ in parsed.tags if t == "audio"]) > 0 and result["broken_clips"] == []
     assert result["images"] >= 5 and result["broken_images"] == 0 and result["console_errors"] == []
-    # the other side: a clip whose Ogg header is overwritten is reported
+    # the other side: a clip whose Ogg header is overwritten is reported, and so is a script that throws
     text = path.read_text()
     at = re.search(r'<audio[^>]*src="data:audio/[a-z]+;base64,', text).end() + 100
-    (tmp_path / "broken.html").write_text(text[:at] + "A" * 56 + text[at + 56:])
-    assert _chromium_selftest(tmp_path / "broken.html")["broken_clips"] == [0]
+    text = text[:at] + "A" * 56 + text[at + 56:]
+    (tmp_path / "broken.html").write_text(text.replace("</body>", "<script>noSuchFunction();</script></body>"))
+    broken = _chromium_selftest(tmp_path / "broken.html")
+    assert broken["broken_clips"] == [0] and "noSuchFunction" in " ".join(broken["console_errors"])
 
 
 def test_tensorboard_holds_the_ranked_causes_and_the_confused_pairs_to_listen_to(page):
