@@ -14,7 +14,7 @@ from ser.diagnose.check import Check, measuring_order
 from ser.diagnose.checks import default_checks
 from ser.diagnose.checks.fitting import Fitting
 from ser.diagnose.checks.imbalance import Imbalance
-from ser.diagnose.checks.mismatch import NARROWBAND_HZ
+from ser.diagnose.checks.mismatch import NARROWBAND_HZ, gap_interval
 from ser.diagnose.checks.speakers import Speakers
 from ser.diagnose.context import Options
 from ser.diagnose.core import diagnose
@@ -268,6 +268,21 @@ def test_test_audio_through_a_telephone_band_is_a_condition_mismatch(tmp_path, c
     assert any(a.startswith("features.f_max=") for a in advice)
     assert check["cutoff_hz"] <= NARROWBAND_HZ and "conditions.telephone_p=0.5" in advice  # telephone-band copies
     assert any(a.startswith("conditions.copies=") for a in advice)
+
+
+def test_the_mismatch_interval_resamples_the_reference_too():
+    # a model that calls every test utterance one class: no resample of the test side moves its UA, so an interval
+    # that holds the reference fixed is a point; the reference speakers are a sample as well
+    rng = np.random.default_rng(0)
+    labels, preds = np.repeat(np.arange(4), 15), np.zeros(60, int)
+    ref_labels = np.repeat(np.arange(4), 10)
+    ref_preds = np.where(rng.random(40) < 0.6, ref_labels, (ref_labels + 1) % 4)
+    reference = S.ua(ref_labels, ref_preds, 4)
+    part = {"reference_labels": ref_labels.tolist(), "reference_preds": ref_preds.tolist()}
+    low, high = gap_interval([(None, part)], labels, preds, reference, 4, Options())
+    assert low < reference - 0.25 < high and high - low > 0.1
+    old = gap_interval([(None, {})], labels, preds, reference, 4, Options())  # stored before: the test side only
+    assert old[0] == pytest.approx(old[1])
 
 
 def test_too_few_mfccs_are_weak_features(tmp_path, cache):

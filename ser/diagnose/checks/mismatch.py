@@ -96,11 +96,12 @@ class Mismatch(Check):
         dm, fold = view.dm, view.fold
         if view.result.cross_corpus:
             return {"cross_corpus": True}
-        reference = "validation" if fold.val else "training"
+        part = "val" if fold.val else "train"
+        preds, labels = view.predictions_on(part)
         return {"train": [self._describe(dm, i, False) for i in fold.train],
                 "test": [self._describe(dm, i, True) for i in fold.test],
-                "reference": reference, "reference_ua": view.ua_on("val" if fold.val else "train"),
-                "cross_corpus": False}
+                "reference": "validation" if fold.val else "training", "reference_ua": view.ua_on(part),
+                "reference_preds": preds.tolist(), "reference_labels": labels.tolist(), "cross_corpus": False}
 
     def measure(self, ev, run):
         parts = [(f, p) for f, p in zip(ev.folds, ev.per_fold(self.name)) if p and not p["cross_corpus"]]
@@ -128,8 +129,7 @@ class Mismatch(Check):
              "reference": parts[0][1]["reference"], "reference_ua": reference, "test_ua": test_ua,
              "gap": reference - test_ua, "differs": [k for k, r in rows.items() if r["differs"]]}
         if m["differs"]:
-            m["interval"] = S.bootstrap_interval(lambda ix: reference - S.ua(labels[ix], preds[ix], ev.C), len(labels),
-                                                 run.options.bootstrap, run.options.seed)
+            m["interval"] = gap_interval(parts, labels, preds, reference, ev.C, run.options)
         return m
 
     def judge(self, m, ev):
@@ -204,6 +204,21 @@ class Mismatch(Check):
         return {"conditions.png": F.curve(np.sqrt(edges[:-1] * edges[1:]), m["spectrum_db"],
                                           "long-term spectrum, test against training", "frequency (Hz)",
                                           "test minus training (dB)", logx=True, zero_line=True)}
+
+
+def gap_interval(parts, labels, preds, reference: float, C: int, options) -> tuple[float, float]:
+    """How sure the gap is: both sides resampled, the reference speakers' utterances as well as the test
+    speakers' (a model that calls every test utterance one class has a test UA no resample moves, and the
+    reference is a sample too). Measurements stored before the reference's predictions were kept resample
+    the test side only."""
+    if any("reference_preds" not in p for _, p in parts):
+        return S.bootstrap_interval(lambda ix: reference - S.ua(labels[ix], preds[ix], C), len(labels),
+                                    options.bootstrap, options.seed)
+    ref_labels = np.concatenate([np.asarray(p["reference_labels"], int) for _, p in parts])
+    ref_preds = np.concatenate([np.asarray(p["reference_preds"], int) for _, p in parts])
+    return S.two_sample_interval(lambda ia: S.ua(ref_labels[ia], ref_preds[ia], C), len(ref_labels),
+                                 lambda ib: S.ua(labels[ib], preds[ib], C), len(labels), options.bootstrap,
+                                 options.seed)
 
 
 def _edge(diff: np.ndarray, upper: bool, drop: float = -6.0) -> float | None:
