@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,7 @@ class RunSettings:
     spectral_frontend: bool = True  # log-mel or MFCC: features.f_max and features.n_mels apply
     level_invariant: bool = False  # the frontend or normalisation removes each utterance's level
     lr: float | None = None
+    default_lr: float | None = None  # the optimizer's own default learning rate (its signature's)
     max_epochs: int | None = None
     batch_size: int | None = None
     model_options: dict = field(default_factory=dict)  # the encoder's plain options (hidden, depth, dropout, ...)
@@ -81,10 +84,24 @@ class RunSettings:
             level_invariant=target.startswith("ser.features.") and not target.startswith("ser.features.frontend")
             or cfg.features.get("normalize") in ("utterance", "speaker"),
             lr=cfg.get("optimizer", {}).get("lr"),
+            default_lr=_default_lr(cfg.get("optimizer", {}).get("_target_")),
             max_epochs=cfg.get("trainer", {}).get("max_epochs"),
             batch_size=cfg.get("loader", {}).get("batch_size"),
             model_options={k: v for k, v in cfg.model.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         )
+
+
+def _default_lr(target: str | None) -> float | None:
+    """The learning rate an optimizer class takes when given none (``torch.optim.AdamW``: 1e-3); None when the
+    class cannot be found or has no numeric default."""
+    if not target:
+        return None
+    module, _, name = str(target).rpartition(".")
+    try:
+        default = inspect.signature(getattr(importlib.import_module(module), name)).parameters["lr"].default
+    except (ImportError, AttributeError, KeyError, ValueError, TypeError):
+        return None
+    return float(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else None
 
 
 @dataclass

@@ -191,7 +191,9 @@ def _overfit_advice(ev) -> list[str]:
 def _underfit_advice(ev, m) -> list[str]:
     s = ev.settings
     advice = [f"trainer.max_epochs={2 * s.max_epochs}"] if s.max_epochs else []
-    if s.lr:
+    if s.lr and s.default_lr and s.lr < s.default_lr:
+        advice.append(f"optimizer.lr={s.default_lr:.0e}")  # a learning rate turned down: back to the optimizer's own
+    elif s.lr:
         advice.append(f"optimizer.lr={min(3 * s.lr, 3e-3):.0e}")
     for key in ("hidden", "channels"):
         if key in s.model_options and s.model_options[key]:
