@@ -247,7 +247,10 @@ def test_label_noise_is_found_ranked_and_listed(tmp_path, cache):
     assert check["retrained_gain"] > 0.02 and check["retrained_ua"] > check["random_ua"]
     assert {"without_random", "without_suspects"} <= {p.name for p in (report.parent / "retrain").iterdir()}
     # Without retraining, a flagged share far above a clean corpus's, with a probe that gains, is still the cause.
-    _, _, unchecked = _run(tmp_path / "unchecked", cache, *LABELS, occlude=False, retrain="false")
+    # (the same trained run, diagnosed again into another folder)
+    unchecked_report = diagnose(report.parent.parent, Options(snrs=(10,), retrain="false", occlude=False,
+                                                               out=str(tmp_path / "unchecked")))
+    unchecked = json.loads((unchecked_report.parent / "diagnosis.json").read_text())
     assert _ids(unchecked)[0] == "label_noise" and "not retrained (retrain=false)" in unchecked["causes"][0]["evidence"]
     # the stored measurements judge the same again (what python -m ser.diagnose.thresholds re-judges)
     from ser.diagnose.checks import default_checks
