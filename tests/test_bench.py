@@ -4,7 +4,17 @@ the scores (top-1, MRR, false alarms on the controls) count what they say."""
 import pytest
 
 from ser.cli import compose_config
-from ser.diagnose.bench import Corpus, Recipe, chosen_scenarios, diagnose_options, expand, markdown, quote_recipe, score
+from ser.diagnose.bench import (
+    Corpus,
+    Recipe,
+    chosen_scenarios,
+    diagnose_options,
+    expand,
+    expected_cost,
+    markdown,
+    quote_recipe,
+    score,
+)
 from ser.diagnose.checks.label_noise import DETECTION
 
 CORPUS = Corpus("synthetic", "/data/synthetic", ["anger", "happiness", "neutral", "sadness"], [40, 40, 40, 40], 6)
@@ -51,6 +61,18 @@ def test_every_recipe_runs_the_faults_in_its_own_models_keys(recipe, target):
     assert [s.injected for s in scenarios.values() if len(s.injected) > 1] == [
         ["label_noise", "imbalance"], ["mismatch", "too_little_data"], ["weak_features", "overfitting"],
         ["corpus_shift", "label_noise"]]
+
+
+def test_the_longest_scenarios_are_started_first():
+    """Two at once, the LSTM bench ended on one 816 s scenario with a core idle: the 20-epoch overfitting runs come
+    first, the 2-epoch and quarter-data ones last."""
+    cfg = compose_config("bench", ["data=synthetic", "recipe=lstm"])
+    scenarios = chosen_scenarios(cfg, Recipe.of(cfg).name)
+    cost = {sc.name: expected_cost(expand(sc, CORPUS, cfg, ["data=synthetic"])) for sc in scenarios}
+    longest = sorted(cost, key=lambda name: -cost[name])
+    assert set(longest[:2]) == {"overfit_wide", "double_weak_overfit"} and cost["control"] == 10
+    assert cost["little_data_25"] == 2.5 and cost["underfit_2ep_1e-5"] == 2
+    assert expected_cost(["trainer.max_epochs=${oops}"]) == 10  # what it cannot read counts as the default
 
 
 def test_an_unknown_recipe_names_the_known_ones():
