@@ -13,9 +13,11 @@ from ser.diagnose.bench import (
     expected_cost,
     markdown,
     quote_recipe,
+    retrain_budget,
     score,
 )
 from ser.diagnose.checks.label_noise import DETECTION
+from ser.diagnose.context import RunContext
 
 CORPUS = Corpus("synthetic", "/data/synthetic", ["anger", "happiness", "neutral", "sadness"], [40, 40, 40, 40], 6)
 
@@ -73,6 +75,29 @@ def test_the_longest_scenarios_are_started_first():
     assert set(longest[:2]) == {"overfit_wide", "double_weak_overfit"} and cost["control"] == 10
     assert cost["little_data_25"] == 2.5 and cost["underfit_2ep_1e-5"] == 2
     assert expected_cost(["trainer.max_epochs=${oops}"]) == 10  # what it cannot read counts as the default
+
+
+@pytest.mark.parametrize("wall_s", [1.0, 1e6])  # a quiet machine, or one where the job beside it slowed training
+def test_the_bench_budgets_retraining_by_work_not_by_the_clock(wall_s):
+    """retrain=auto with seconds let a loaded machine skip the learning curves an idle one drew (EmoDB LSTM: five
+    scenarios apart, the same UAs): the bench's budget is the recipe's runs of training, whatever the clock says."""
+    for recipe, runs, long in (("lstm", 0.75, "overfit_wide"), ("pretrained", 3.0, "overfit_pretrained_60ep")):
+        cfg = compose_config("bench", ["data=synthetic", f"recipe={recipe}"])
+        chosen = Recipe.of(cfg)
+        scenarios = {sc.name: sc for sc in chosen_scenarios(cfg, chosen.name)}
+        budget = {name: retrain_budget(diagnose_options(cfg), chosen, sc, expand(sc, CORPUS, cfg, ["data=synthetic"]))
+                  for name, sc in scenarios.items()}
+        assert budget["control"].budget_runs == runs and budget["label_noise_30"].budget_runs == runs
+        assert budget[long].budget_runs < runs  # trained longer than its base: a smaller share of it
+        assert budget["little_data_25"].budget_runs == 4 * runs  # a quarter of the data: its retraining is cheap
+        runs_at = {name: RunContext(cfg, None, {"k0": None}, "/tmp", o, {"k0": wall_s}) for name, o in budget.items()}
+        assert not runs_at["control"].refuse_retraining(0.75)  # the learning curve
+        # without the suspects (40 % flagged) a full-data from-scratch run would train 1.2 times again: refused
+        assert bool(runs_at["control"].refuse_retraining(1.2)) == (recipe == "lstm")
+        assert bool(runs_at[long].refuse_retraining(0.75)) == (recipe == "lstm")
+    assert retrain_budget(diagnose_options(cfg), chosen, scenarios["control"], []).budget_runs is not None
+    cfg = compose_config("bench", ["data=synthetic", "diagnose.retrain=false"])
+    assert retrain_budget(diagnose_options(cfg), Recipe.of(cfg), scenarios["control"], []).budget_runs is None
 
 
 def test_an_unknown_recipe_names_the_known_ones():

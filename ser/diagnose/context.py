@@ -43,6 +43,10 @@ class Options:
         retrain: ``auto`` | ``true`` | ``false``: the checks that retrain the recipe (the learning curve; without
             the suspect labels) do so when that should take under ``budget_s`` seconds, always, or never.
         budget_s: see ``retrain``.
+        budget_runs: with ``retrain=auto``, the budget as retraining work instead of seconds: a check may retrain
+            ``share`` times the run's own training when ``share`` is at most this (the learning curve 0.75, without
+            the suspects twice the share kept). The same decision on any machine, however loaded: the bench's
+            (seconds from the run's own training time tip over when another job beside it slows it). None: budget_s.
         verify: follow the advice of the top ``verify_top`` causes and report whether it helped (``ser.diagnose.verify``).
         verify_top: see ``verify``.
         bootstrap: resamples of every bootstrap interval.
@@ -58,6 +62,7 @@ class Options:
     probes: bool = True
     retrain: str = "auto"
     budget_s: float = 300.0
+    budget_runs: float | None = None
     verify: bool = False
     verify_top: int = 2
     bootstrap: int = 200
@@ -161,8 +166,15 @@ class RunContext:
         mode = str(self.options.retrain).lower()
         if mode in ("false", "off", "no"):
             return "retrain=false"
+        if mode != "auto":
+            return ""
+        if self.options.budget_runs is not None:  # work, not seconds: the same on every machine
+            if share <= self.options.budget_runs + 1e-9:
+                return ""
+            return (f"it would retrain {share:.2f} times the run's own training (budget_runs="
+                    f"{self.options.budget_runs:.3g}); retrain=true runs it anyway")
         cost = self.retraining_cost(share)
-        if mode == "auto" and not cost <= self.options.budget_s:
+        if not cost <= self.options.budget_s:
             when = "the run's training time is unknown" if np.isnan(cost) else f"it would take about {cost / 60:.0f} min"
             return f"{when} (budget_s={self.options.budget_s:g}); retrain=true runs it anyway"
         return ""
