@@ -140,8 +140,10 @@ def test_tensorboard_holds_the_ranked_causes_and_the_confused_pairs_to_listen_to
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     _, _, report = page
-    events = EventAccumulator(str(report.parent / "tensorboard"), size_guidance={"audio": 0, "tensors": 0}).Reload()
-    audio, tensors = events.Tags()["audio"], events.Tags()["tensors"]
+    every = {"audio": 0, "tensors": 0, "images": 0}
+    events = EventAccumulator(str(report.parent / "tensorboard"), size_guidance=every).Reload()
+    audio, tensors, images = events.Tags()["audio"], events.Tags()["tensors"], events.Tags()["images"]
+    assert "diagnosis/confusion" in images  # every figure of the report, as its PNG
     pairs = json.loads((report.parent / "diagnosis.json").read_text())["checks"]["confusions"]["pairs"]
     assert pairs and len([t for t in audio if t.startswith("confused/")]) >= min(3, pairs[0]["count"])
     assert any(t.startswith("diagnosis/causes") for t in tensors)  # add_text is stored as a tensor summary

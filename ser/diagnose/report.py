@@ -91,9 +91,9 @@ def write_figures(ev: Evidence, checks, out: Path, tensorboard: bool = True) -> 
     for check in checks:
         for name, fig in check.figures(ev.measured[check.name], ev).items():
             fig.savefig(out / name, dpi=110)
-            if writer is not None:
-                writer.add_figure(f"diagnosis/{name.removesuffix('.png')}", fig)
             plt.close(fig)
+            if writer is not None:  # the PNG as drawn: add_figure would draw the figure a second time
+                writer.add_image(f"diagnosis/{name.removesuffix('.png')}", plt.imread(out / name), dataformats="HWC")
     if writer is not None:
         writer.close()
 
