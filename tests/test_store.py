@@ -11,15 +11,8 @@ import pytest
 
 from ser.build import build_datamodule
 from ser.data.store import ArrayStore, StoreFullError
-
-
-def _arrays(n=6, seed=0):
-    rng = np.random.default_rng(seed)
-    out = {}
-    for i in range(n):
-        dtype = [np.float16, np.int16, np.float32][i % 3]
-        out[f"d{i:02d}"] = (rng.standard_normal((3, 5 + i)) * 100).astype(dtype)
-    return out
+from tests.store_writer import arrays as _arrays
+from tests.store_writer import write as _write
 
 
 def test_arrays_come_back_equal_as_read_only_maps(tmp_path):
@@ -77,16 +70,6 @@ def test_a_corrupt_entry_fails_its_checksum_and_half_an_index_line_is_skipped(tm
     assert reader.get("half") is None and np.array_equal(reader.get("d01"), arrays["d01"])
 
 
-def _write(folder, seed, order):
-    arrays = _arrays(12, seed)
-    store = ArrayStore(folder)
-    for key in order:
-        if store.get(key) is None:
-            store.put(key, arrays[key])
-        store.refresh()
-    store.close()
-
-
 def test_two_processes_writing_one_store_read_back_as_one_writer(tmp_path):
     keys = sorted(_arrays(12))
     ctx = mp.get_context("spawn")
@@ -136,11 +119,11 @@ def test_a_small_store_is_held_in_memory_and_a_large_one_read_per_batch(tmp_path
     assert all(torch.is_tensor(x) for x in held) and kept is handles
     assert all(np.array_equal(x.numpy(), a) for x, a in zip(held, arrays.values()))
     assert "held in memory" in caplog.text and "read per batch" in caplog.text
-    audio = f"data.cache_dir={tmp_path / 'audio'}"
-    dm = build_datamodule(make_cfg(audio, "data.resident_mb=0"))
+    audio = f"data.cache_dir={tmp_path / 'audio'}"  # the smoke corpus: any corpus's audio takes the same path
+    dm = build_datamodule(make_cfg("debug=smoke", audio, "data.resident_mb=0"))
     dm.load()
     assert all(isinstance(dm.corpus.stored(i), Stored) for i in range(len(dm.corpus)))
-    small = build_datamodule(make_cfg(audio))
+    small = build_datamodule(make_cfg("debug=smoke", audio))
     small.load()
     assert all(torch.is_tensor(small.corpus.stored(i)) for i in range(len(small.corpus)))
     assert all(torch.equal(dm.corpus.audio(i), small.corpus.audio(i)) for i in range(len(dm.corpus)))
