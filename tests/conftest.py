@@ -78,3 +78,9 @@ def save_tiny_ssl(folder: Path, model_type: str = "wav2vec2", norm: str = "layer
 def tiny_ssl(tmp_path_factory) -> Path:
     """A tiny random wav2vec2 (layer norm, attention masks) in a local folder."""
     return save_tiny_ssl(tmp_path_factory.mktemp("tiny_wav2vec2"))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked ``slow`` run first: pytest-xdist deals the first tests out to its workers one by one, so the long
+    ones are shared out before the many short ones even out the end (started last, one kept a core busy alone)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

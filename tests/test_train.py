@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ser.train import train
@@ -28,6 +29,7 @@ def test_smoke_run_writes_metrics_checkpoints_and_tensorboard(make_cfg):
     assert "val/confusion_matrix" in images and "test/confusion_matrix" in images
 
 
+@pytest.mark.slow
 def test_short_run_beats_chance_clearly(make_cfg):
     """An easier, small corpus and ten short epochs on unseen speakers: UA far above 1/7 (0.52 measured)."""
     cfg = make_cfg(

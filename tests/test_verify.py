@@ -69,6 +69,7 @@ class Advises(Check):
         return {"Folds the throwaway check saw": float(m["folds"])}
 
 
+@pytest.mark.slow
 def test_a_new_check_reaches_the_report_verify_and_the_bench_through_its_contract(tmp_path):
     run = tmp_path / "run"
     common = ["debug=smoke", "split=kfold", "split.k=2", f"paths.cache_dir={tmp_path / 'cache'}"]
